@@ -1,0 +1,1 @@
+"""KernelAgent: spec in, verified Triton kernel out."""
