@@ -1,0 +1,339 @@
+"""Child-side half of the sandbox: resource limits, network isolation, and the subreaper that runs the untrusted command.
+
+Run as ``python -I -S reaper.py STATUS_FD CONFIG_JSON``; stdlib only and no heavy imports, because it starts on every call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import time
+import types
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kernelagent.sandbox.runner import SandboxLimits
+
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+# Hard limit = soft + grace, so a CPU hog first gets SIGXCPU (catchable, leaves a traceback) and then SIGKILL.
+_CPU_HARD_GRACE_S = 5
+# Cleanup must finish well inside the parent's grace period (runner._STOP_GRACE_S) so the status still arrives.
+_CLEANUP_DEADLINE_S = 5.0
+_WAKE_SIGNALS = {signal.SIGCHLD, signal.SIGTERM}
+
+
+# --------------------------------------------------------------------------- limits (also used by a fork server)
+
+
+def apply_limits_in_child(limits: SandboxLimits) -> None:
+    """Isolate the network (best effort) and set rlimits in the current, already-forked process.
+
+    Call it between fork and exec, or right after fork in a warm fork server. Limits only ever tighten: a request above
+    the current hard limit is clamped to it. Network isolation is silently skipped when the OS refuses it.
+    """
+    if limits.isolate_network:
+        _isolate_network()
+    _set_rlimit(resource.RLIMIT_CORE, 0, 0)
+    cpu_s = cpu_seconds_for(limits)
+    _set_rlimit(resource.RLIMIT_CPU, cpu_s, cpu_s + _CPU_HARD_GRACE_S)
+    _set_rlimit(resource.RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes)
+    _set_rlimit(resource.RLIMIT_NOFILE, limits.open_files, limits.open_files)
+    # CUDA reserves tens of GiB of *virtual* address space at init, so RLIMIT_AS would break every GPU run;
+    # callers turn it off there (apply_memory_limit=False) and only CPU runs get an address-space cap.
+    if limits.apply_memory_limit and limits.memory_bytes is not None:
+        _set_rlimit(resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes)
+
+
+def cpu_seconds_for(limits: SandboxLimits) -> int:
+    """RLIMIT_CPU in seconds: explicit, or derived from the wall timeout.
+
+    RLIMIT_CPU counts the CPU time of all threads, and torch / the Triton interpreter run one thread per core, so the
+    derived budget scales with the cores we may use; it is only a backstop for when the wall-clock kill never comes.
+    """
+    if limits.cpu_time_s is not None:
+        return int(limits.cpu_time_s)
+    return int(limits.timeout_s * max(2, _usable_cpus())) + 10
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _set_rlimit(which: int, soft: int, hard: int) -> None:
+    _, current_hard = resource.getrlimit(which)
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard)
+    resource.setrlimit(which, (min(soft, hard), hard))
+
+
+def _isolate_network() -> bool:
+    """Move this process into a fresh network namespace (only loopback); False when the OS does not allow it."""
+    try:
+        _unshare(_CLONE_NEWNET)  # root, or CAP_SYS_ADMIN
+    except PermissionError:
+        uid, gid = os.getuid(), os.getgid()
+        try:
+            _unshare(_CLONE_NEWUSER | _CLONE_NEWNET)  # unprivileged user namespaces
+        except OSError:
+            return False
+        _map_ids_to_themselves(uid, gid)
+    except OSError:
+        return False
+    _bring_up_loopback()
+    return True
+
+
+def _unshare(flags: int) -> None:
+    if hasattr(os, "unshare"):  # Python 3.12+
+        os.unshare(flags)
+        return
+    if _libc().unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _map_ids_to_themselves(uid: int, gid: int) -> None:
+    # Without a mapping we would run as "nobody" and could not read our own files; keep the real ids instead.
+    try:
+        for path, text in (
+            ("/proc/self/setgroups", "deny"),
+            ("/proc/self/uid_map", f"{uid} {uid} 1\n"),
+            ("/proc/self/gid_map", f"{gid} {gid} 1\n"),
+        ):
+            with open(path, "w") as f:
+                f.write(text)
+    except OSError:
+        pass
+
+
+def _bring_up_loopback() -> None:
+    # A new namespace starts with "lo" down; libraries that talk to localhost (e.g. torch.distributed) need it up.
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            request = struct.pack("16sH14x", b"lo", 0)
+            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+    except OSError:
+        pass
+
+
+def _libc() -> ctypes.CDLL:
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+_LIBC: ctypes.CDLL | None = None
+
+
+# --------------------------------------------------------------------------- the reaper process
+
+
+def _netns_id() -> str:
+    try:
+        return os.readlink("/proc/self/ns/net")
+    except OSError:
+        return ""
+
+
+def _become_subreaper(parent_pid: int) -> None:
+    libc = _libc()
+    # Orphans (double-forked daemons, setsid'd grandchildren) get reparented to us instead of init, so we can find them.
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # If the agent process dies we get SIGTERM and clean up instead of leaving the command running.
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)  # parent died before prctl took effect
+
+
+def _spawn(argv: list[str], limits: SandboxLimits, original_mask: set) -> tuple[int, bool]:
+    """Fork+exec the command with limits applied; return (pid, network_isolated).
+
+    An exec failure is reported like a shell does: a message on the command's stderr and exit status 127/126.
+    """
+    own_netns = _netns_id()
+    report_r, report_w = os.pipe()  # close-on-exec, so EOF means exec happened (or the child died)
+    pid = os.fork()
+    if pid == 0:
+        _exec_child(argv, limits, original_mask, own_netns, report_w)
+    os.close(report_w)
+    report = b""
+    while chunk := os.read(report_r, 64):
+        report += chunk
+    os.close(report_r)
+    return pid, report == b"1"
+
+
+def _exec_child(argv: list[str], limits: SandboxLimits, original_mask: set, own_netns: str, report_w: int) -> None:
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, original_mask)  # a blocked mask would survive exec
+        apply_limits_in_child(limits)
+        # Report what actually happened rather than what was asked for.
+        os.write(report_w, b"1" if _netns_id() != own_netns else b"0")
+        os.execvp(argv[0], argv)
+    except BaseException as exc:  # noqa: B036 - nothing may escape a forked child
+        try:
+            os.write(2, f"sandbox: cannot run {argv[0]!r}: {exc}\n".encode())
+        finally:
+            os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
+def _reap_exited_children(main_pid: int) -> int | None:
+    """Reap every exited child; return main_pid's wait status if it was among them."""
+    found = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if pid == 0:
+            return found
+        if pid == main_pid:
+            found = status
+
+
+def _wait_for_main_child(main_pid: int, backstop_s: float) -> int | None:
+    """Block until the command exits (its wait status) or we are told to stop (None: SIGTERM or backstop)."""
+    deadline = time.monotonic() + backstop_s
+    while True:
+        status = _reap_exited_children(main_pid)
+        if status is not None:
+            return status
+        info = signal.sigtimedwait(_WAKE_SIGNALS, max(0.0, deadline - time.monotonic()))
+        if info is None or info.si_signo != signal.SIGCHLD:
+            return None
+
+
+def kill_all_descendants(exclude_pid: int | None = None, deadline_s: float = _CLEANUP_DEADLINE_S) -> int:
+    """SIGKILL and reap every descendant of this (subreaper) process; return how many, not counting exclude_pid."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if not _has_children():
+            break  # as a subreaper, no children means no descendants at all
+        live = _live_descendants(os.getpid())
+        for pid, start_time in live.items():
+            if _kill_exact(pid, start_time) and pid != exclude_pid:
+                killed.add(pid)
+        time.sleep(0.001)  # let SIGKILL land before the next scan
+    return len(killed)
+
+
+def _has_children() -> bool:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def _live_descendants(root: int) -> dict[int, int]:
+    """pid -> start time of every non-zombie process below root, from one scan of /proc."""
+    children: dict[int, list[int]] = {}
+    info: dict[int, tuple[bytes, int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (stat := _read_stat(int(name))) is not None:
+            ppid, state, start_time = stat
+            children.setdefault(ppid, []).append(int(name))
+            info[int(name)] = (state, start_time)
+    live: dict[int, int] = {}
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            stack.append(child)
+            state, start_time = info[child]
+            if state != b"Z":
+                live[child] = start_time
+    return live
+
+
+def _read_stat(pid: int) -> tuple[int, bytes, int] | None:
+    """(ppid, state, start time) from /proc/PID/stat, or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()  # comm may contain spaces and parentheses
+    return int(fields[1]), fields[0], int(fields[19])
+
+
+def _kill_exact(pid: int, start_time: int) -> bool:
+    """SIGKILL pid only if it is still the process we scanned (a pidfd pins it, start time rules out pid reuse)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):  # no pidfd support: accept the tiny pid-reuse window
+        return _start_time_matches(pid, start_time) and _send_kill(lambda: os.kill(pid, signal.SIGKILL))
+    try:
+        return _start_time_matches(pid, start_time) and _send_kill(
+            lambda: signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        )
+    finally:
+        os.close(pidfd)
+
+
+def _start_time_matches(pid: int, start_time: int) -> bool:
+    stat = _read_stat(pid)
+    return stat is not None and stat[2] == start_time
+
+
+def _send_kill(send) -> bool:
+    try:
+        send()
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def run_reaper(config: dict) -> dict:
+    """Run the command, wait for it (or for SIGTERM), kill whatever is left; return the status for the parent."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would auto-reap and hide exit statuses
+    # Signals are taken synchronously (sigtimedwait), so nothing can interrupt the cleanup halfway.
+    original_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE_SIGNALS)
+    _become_subreaper(config["parent_pid"])
+    limits = types.SimpleNamespace(**config["limits"])
+    pid, isolated = _spawn(config["argv"], limits, original_mask)
+    wait_status = _wait_for_main_child(pid, config["backstop_s"])
+    leftovers = kill_all_descendants(exclude_pid=pid)
+    return {
+        "wait_status": wait_status,
+        "stopped": wait_status is None,
+        "leftovers_killed": leftovers,
+        "cleanup_complete": not _has_children(),  # False only if something stayed unkillable (e.g. stuck in a driver)
+        "network_isolated": isolated,
+    }
+
+
+def main(argv: list[str]) -> int:
+    status_fd = int(argv[1])
+    os.set_inheritable(status_fd, False)  # the command must not be able to forge our report
+    status = run_reaper(json.loads(argv[2]))
+    os.write(status_fd, json.dumps(status).encode())
+    os.close(status_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,366 @@
+"""Run an untrusted command (e.g. a generated kernel's test) isolated: scrubbed env, rlimits, no network, bounded output,
+and no process left alive afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for
+
+__all__ = [
+    "SandboxLimits",
+    "SandboxResult",
+    "apply_limits_in_child",
+    "cpu_seconds_for",
+    "run_sandboxed",
+    "scrubbed_env",
+]
+
+_REAPER = Path(__file__).with_name("reaper.py")
+# The reaper needs at most reaper._CLEANUP_DEADLINE_S to kill and reap everything after SIGTERM.
+_STOP_GRACE_S = 8.0
+# Extra time the reaper waits on its own before giving up on a silent parent.
+_REAPER_BACKSTOP_S = 10.0
+# Every sandboxed process carries this variable, so a last-resort sweep can find escapees if the reaper itself died.
+_MARKER_VAR = "KERNELAGENT_SANDBOX_ID"
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
+_ALLOWED_NAMES = frozenset(
+    {
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "PYTHONPATH",
+        "PYTHONHASHSEED",
+        "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONFAULTHANDLER",
+        "VIRTUAL_ENV",
+        "LD_LIBRARY_PATH",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_HOME",
+        "CUDA_PATH",
+        "CUDA_LAUNCH_BLOCKING",
+        "CUDA_DEVICE_ORDER",
+        "CUDA_MODULE_LOADING",
+        "CUBLAS_WORKSPACE_CONFIG",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "HF_HUB_OFFLINE",
+        "HF_DATASETS_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+    }
+)
+_ALLOWED_PREFIXES = ("LC_", "NVIDIA_", "TRITON_", "TORCH_", "PYTORCH_")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits for one sandboxed run. All of them are inherited by everything the command starts."""
+
+    timeout_s: float = 120.0  # wall clock; on expiry the whole process tree is killed (SIGKILL)
+    cpu_time_s: int | None = None  # RLIMIT_CPU; None -> timeout_s * usable cores + 10 (see cpu_seconds_for)
+    # RLIMIT_AS, applied only when apply_memory_limit is true: CUDA reserves huge virtual address space at init, so an
+    # address-space cap breaks GPU runs; callers set apply_memory_limit=False for them. None means no cap.
+    memory_bytes: int | None = None
+    apply_memory_limit: bool = True
+    file_size_bytes: int = 2 * 1024**3  # RLIMIT_FSIZE; also bounds the captured stdout/stderr files
+    open_files: int = 1024  # RLIMIT_NOFILE
+    # New network namespace when the OS allows it (root or unprivileged user namespaces); otherwise the run goes on
+    # with the host network and SandboxResult.network_isolated is False.
+    isolate_network: bool = True
+    output_limit_bytes: int = 1_000_000  # tail of stdout/stderr kept per stream
+
+
+@dataclass
+class SandboxResult:
+    returncode: int | None  # None when killed on timeout; -N when killed by signal N
+    stdout: str
+    stderr: str
+    timed_out: bool
+    wall_s: float
+    signal_name: str | None  # e.g. "SIGKILL", "SIGSEGV" when the command died by a signal
+    leftovers_killed: int  # processes the command left behind (daemons, setsid'd grandchildren) that we killed
+    network_isolated: bool
+
+    def tail(self, n_chars: int = 4000) -> str:
+        """Last n_chars of stderr and stdout (stderr gets any budget stdout does not need), for error reports."""
+        stdout_budget = min(len(self.stdout), n_chars // 2)
+        stderr_budget = min(len(self.stderr), n_chars - stdout_budget)
+        stdout_budget = min(len(self.stdout), n_chars - stderr_budget)
+        parts = [self._outcome()]
+        for name, text, budget in (("stderr", self.stderr, stderr_budget), ("stdout", self.stdout, stdout_budget)):
+            if text and budget > 0:
+                parts.append(f"--- {name} ---\n{text[-budget:]}")
+        return "\n".join(part for part in parts if part)
+
+    def _outcome(self) -> str:
+        if self.timed_out:
+            return f"[timed out after {self.wall_s:.1f}s; process tree killed]"
+        if self.signal_name:
+            return f"[killed by {self.signal_name}]"
+        return ""
+
+
+def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Child environment: allowlisted parent variables plus extra, minus anything whose name looks like a secret.
+
+    HOME and TMPDIR are not set here; run_sandboxed points them inside the run's cwd.
+    """
+    env = {name: value for name, value in os.environ.items() if _is_allowlisted(name)}
+    env.update(extra or {})
+    return _without_secrets(env)
+
+
+def _is_allowlisted(name: str) -> bool:
+    return name in _ALLOWED_NAMES or name.startswith(_ALLOWED_PREFIXES)
+
+
+def _without_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    return {name: str(value) for name, value in env.items() if not _SECRET_NAME.search(name)}
+
+
+def run_sandboxed(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    limits: SandboxLimits = SandboxLimits(),  # noqa: B008 - frozen, so sharing the default is safe
+    env: Mapping[str, str] | None = None,
+) -> SandboxResult:
+    """Run argv in cwd under limits and return its outcome once it and everything it started are dead.
+
+    env defaults to scrubbed_env(); a given env is used as-is except that secret-looking names are dropped. HOME
+    (cwd/home), TMPDIR (cwd/tmp) and PYTHONUNBUFFERED=1 are added unless env sets them. stdout/stderr go to files in cwd
+    that are deleted after their tails are read.
+    """
+    cwd = Path(cwd).resolve()
+    child_env = _child_env(cwd, env)
+    token = child_env[_MARKER_VAR]
+    out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
+    status_r, status_w = os.pipe()
+    started = time.monotonic()
+    try:
+        proc = _start_reaper(argv, cwd, limits, child_env, out_path, err_path, status_w)
+        os.close(status_w)
+        status_w = -1
+        try:
+            timed_out = not _wait_for_exit(proc, limits.timeout_s)
+        except BaseException:  # e.g. KeyboardInterrupt: still leave nothing running
+            _stop_and_collect(proc, status_r, token, timed_out=True)
+            raise
+        status = _stop_and_collect(proc, status_r, token, timed_out)
+        wall_s = time.monotonic() - started
+        stdout = _read_tail(out_path, limits.output_limit_bytes)
+        stderr = _read_tail(err_path, limits.output_limit_bytes)
+    finally:
+        for fd in (status_r, status_w):
+            if fd >= 0:
+                os.close(fd)
+        for path in (out_path, err_path):
+            path.unlink(missing_ok=True)
+    return _result_from(status, proc.returncode, stdout, stderr, wall_s)
+
+
+def _child_env(cwd: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+    child_env = scrubbed_env() if env is None else _without_secrets(env)
+    child_env.setdefault("HOME", str(cwd / "home"))
+    child_env.setdefault("TMPDIR", str(cwd / "tmp"))
+    # Output printed just before a timeout kill would otherwise die in a buffer.
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    child_env[_MARKER_VAR] = os.urandom(8).hex()
+    for var in ("HOME", "TMPDIR"):
+        Path(child_env[var]).mkdir(parents=True, exist_ok=True)
+    return child_env
+
+
+def _start_reaper(
+    argv: Sequence[str],
+    cwd: Path,
+    limits: SandboxLimits,
+    env: dict[str, str],
+    out_path: Path,
+    err_path: Path,
+    status_w: int,
+) -> subprocess.Popen:
+    config = {
+        "argv": [os.fspath(arg) for arg in argv],
+        "limits": asdict(limits),
+        "parent_pid": os.getpid(),
+        "backstop_s": limits.timeout_s + _REAPER_BACKSTOP_S,
+    }
+    # -I -S: the reaper must not see the child's PYTHONPATH nor pay for site-packages; it is stdlib only.
+    reaper_argv = [sys.executable, "-I", "-S", str(_REAPER), str(status_w), json.dumps(config)]
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        return subprocess.Popen(
+            reaper_argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            pass_fds=(status_w,),
+            start_new_session=True,
+        )
+
+
+def _wait_for_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait until proc has exited, without reaping it (so its pid and process group stay reserved)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return _poll_for_exit(proc.pid, timeout_s)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(max(0.0, timeout_s) * 1000))
+    finally:
+        os.close(pidfd)
+
+
+def _poll_for_exit(pid: int, timeout_s: float) -> bool:
+    # Fallback for kernels without pidfd (< 5.3).
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
+def _stop_and_collect(proc: subprocess.Popen, status_r: int, token: str, timed_out: bool) -> dict | None:
+    """Make sure the reaper and everything below it are gone, reap the reaper, and return its status (None: none)."""
+    if timed_out:
+        _signal_quietly(proc.pid, signal.SIGTERM)  # the reaper kills and reaps the whole tree, then reports
+        _wait_for_exit(proc, _STOP_GRACE_S)
+    status = _read_status(status_r)
+    if status is None:
+        # The reaper died (or hung) without reporting: kill its process group while the zombie still holds the
+        # group id, then hunt down anything that left the group by its marker variable.
+        _killpg_quietly(proc.pid)
+        _signal_quietly(proc.pid, signal.SIGKILL)
+        proc.wait()
+        status = {"leftovers_killed": _kill_marked_processes(token), "stopped": timed_out}
+    proc.wait()
+    return status
+
+
+def _read_status(status_r: int) -> dict | None:
+    os.set_blocking(status_r, False)
+    data = b""
+    try:
+        while chunk := os.read(status_r, 65536):
+            data += chunk
+    except BlockingIOError:
+        pass  # the reaper is still alive and has not written anything
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _kill_marked_processes(token: str) -> int:
+    """SIGKILL every live process carrying our marker and wait until none is left; return how many there were."""
+    needle = f"{_MARKER_VAR}={token}".encode()
+    killed: set[int] = set()
+    deadline = time.monotonic() + _STOP_GRACE_S
+    while time.monotonic() < deadline:
+        # A zombie's environ reads empty, so only processes that still run (or can still fork) match.
+        found = [pid for pid in _all_pids() if needle in _environ_of(pid)]
+        if not found:
+            break
+        for pid in found:
+            _signal_quietly(pid, signal.SIGKILL)
+        killed.update(found)
+        time.sleep(0.002)
+    return len(killed)
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _environ_of(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def _signal_quietly(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _killpg_quietly(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_tail(path: Path, limit: int) -> str:
+    """Last `limit` bytes of path, prefixed with a note when the head was dropped; never reads the whole file."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            skipped = max(0, size - limit)
+            f.seek(skipped)
+            data = f.read(limit)
+    except FileNotFoundError:  # the command may have deleted it
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return f"[... {skipped} bytes truncated ...]\n{text}" if skipped else text
+
+
+def _result_from(
+    status: dict | None, reaper_returncode: int | None, stdout: str, stderr: str, wall_s: float
+) -> SandboxResult:
+    status = status or {}
+    timed_out = bool(status.get("stopped"))
+    wait_status = status.get("wait_status")
+    if timed_out:
+        returncode, signal_name = None, "SIGKILL"
+    elif wait_status is not None:
+        returncode = os.waitstatus_to_exitcode(wait_status)
+        signal_name = _signal_name(-returncode) if returncode < 0 else None
+    else:  # no report from the reaper: the best we know is how the reaper itself ended
+        returncode = reaper_returncode
+        signal_name = _signal_name(-returncode) if returncode is not None and returncode < 0 else None
+        stderr += "\n[sandbox: the reaper exited without a status report]"
+    if status.get("cleanup_complete") is False:
+        stderr += "\n[sandbox: some leftover processes could not be killed within the cleanup deadline]"
+    return SandboxResult(
+        returncode=returncode,
+        stdout=stdout,
+        stderr=stderr,
+        timed_out=timed_out,
+        wall_s=wall_s,
+        signal_name=signal_name,
+        leftovers_killed=int(status.get("leftovers_killed", 0)),
+        network_isolated=bool(status.get("network_isolated", False)),
+    )
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIG{signum}"

@@ -1,0 +1,370 @@
+"""Sandbox tests with real processes: limits, secret scrubbing, timeouts, leftover cleanup, network isolation."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from kernelagent.sandbox import SandboxLimits, SandboxResult, apply_limits_in_child, run_sandboxed, scrubbed_env
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
+
+PY = sys.executable
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_py(code: str, cwd: Path, **limit_overrides) -> SandboxResult:
+    return run_sandboxed([PY, "-c", textwrap.dedent(code)], cwd=cwd, limits=SandboxLimits(**limit_overrides))
+
+
+def is_running(pid: int) -> bool:
+    """True while pid exists and is not a zombie (an already-dead process nobody has reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()]
+
+
+# Forks a grandchild that leaves our process group and session, records its pid, and would sleep forever.
+SPAWN_SETSID_GRANDCHILD = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        with open("pids.txt", "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        time.sleep(3600)
+        os._exit(0)
+    while not os.path.exists("pids.txt"):
+        time.sleep(0.01)
+"""
+
+
+def test_exit_code_and_both_streams_are_captured(tmp_path):
+    result = run_py("import sys; print('to out'); print('to err', file=sys.stderr); sys.exit(3)", tmp_path)
+    assert (result.returncode, result.timed_out, result.signal_name) == (3, False, None)
+    assert result.stdout == "to out\n"
+    assert result.stderr == "to err\n"
+    assert "to err" in result.tail() and "to out" in result.tail()
+    assert not list(tmp_path.glob(".sandbox-*")), "captured-output files must be removed"
+
+
+def test_parent_secrets_never_reach_the_child_and_home_is_inside_cwd(tmp_path, monkeypatch):
+    secrets = {
+        "OPENAI_API_KEY": "sk-1",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "GITHUB_TOKEN": "ghp",
+        "HF_TOKEN": "hf",
+        "TRITON_AUTH_TOKEN": "allowlisted prefix, still a secret",
+        "DB_PASSWORD": "pw",
+        "MY_SESSION_COOKIE": "c",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setenv("UNRELATED_SETTING", "not allowlisted")
+
+    result = run_py("import json, os; print(json.dumps(dict(os.environ)))", tmp_path)
+
+    child_env = json.loads(result.stdout)
+    assert not set(secrets) & set(child_env)
+    assert "UNRELATED_SETTING" not in child_env
+    assert child_env["TRITON_INTERPRET"] == "1"
+    assert child_env["PATH"] == os.environ["PATH"]
+    for var in ("HOME", "TMPDIR"):
+        assert Path(child_env[var]).is_relative_to(tmp_path) and Path(child_env[var]).is_dir()
+
+
+def test_extra_and_explicit_envs_are_secret_filtered_too(tmp_path):
+    env = scrubbed_env({"MY_API_KEY": "x", "SOME_AUTH_HEADER": "y", "KERNEL_NAME": "softmax"})
+    assert "MY_API_KEY" not in env and "SOME_AUTH_HEADER" not in env
+    assert env["KERNEL_NAME"] == "softmax"
+
+    explicit = {"PATH": os.environ["PATH"], "ANTHROPIC_API_KEY": "x", "SESSION_ID": "y", "KEEP_ME": "1"}
+    result = run_sandboxed(
+        [PY, "-c", "import json, os; print(json.dumps(dict(os.environ)))"], cwd=tmp_path, env=explicit
+    )
+    child_env = json.loads(result.stdout)
+    assert "ANTHROPIC_API_KEY" not in child_env and "SESSION_ID" not in child_env
+    assert child_env["KEEP_ME"] == "1"
+
+
+def test_timeout_kills_a_busy_loop_promptly(tmp_path):
+    result = run_py("while True: pass", tmp_path, timeout_s=1.0)
+    assert result.timed_out
+    assert (result.returncode, result.signal_name) == (None, "SIGKILL")
+    assert 1.0 <= result.wall_s < 2.5
+    assert "timed out" in result.tail()
+
+
+def test_timeout_kills_a_sigterm_ignoring_child_and_its_escaped_grandchild(tmp_path):
+    code = (
+        SPAWN_SETSID_GRANDCHILD
+        + """
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ready", flush=True)
+    while True:
+        time.sleep(0.1)
+    """
+    )
+    started = time.monotonic()
+    result = run_py(code, tmp_path, timeout_s=1.5)
+    assert time.monotonic() - started < 3.5
+    assert result.timed_out and result.returncode is None
+    assert result.stdout == "ready\n", "output printed before the kill is kept"
+    (grandchild,) = read_pids(tmp_path / "pids.txt")
+    assert not is_running(grandchild)
+    assert result.leftovers_killed >= 1
+
+
+def test_setsid_grandchild_left_behind_is_killed(tmp_path):
+    result = run_py(SPAWN_SETSID_GRANDCHILD, tmp_path)
+    assert result.returncode == 0 and not result.timed_out
+    (grandchild,) = read_pids(tmp_path / "pids.txt")
+    assert not is_running(grandchild)
+    assert result.leftovers_killed == 1
+
+
+def test_double_forked_daemon_is_killed(tmp_path):
+    code = """
+    import os, time
+    if os.fork() == 0:          # first fork
+        os.setsid()
+        if os.fork() == 0:      # second fork: orphaned daemon, reparented to the subreaper
+            with open("pids.txt", "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(3600)
+        os._exit(0)
+    while not os.path.exists("pids.txt"):
+        time.sleep(0.01)
+    """
+    result = run_py(code, tmp_path)
+    assert result.returncode == 0
+    (daemon,) = read_pids(tmp_path / "pids.txt")
+    assert not is_running(daemon)
+    assert result.leftovers_killed >= 1
+
+
+def test_nothing_survives_even_if_the_child_kills_the_reaper(tmp_path):
+    # Last line of defence: the parent kills the reaper's group and sweeps for the sandbox's marker variable.
+    code = (
+        SPAWN_SETSID_GRANDCHILD
+        + """
+    with open("pids.txt", "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    os.kill(os.getppid(), 9)
+    time.sleep(3600)
+    """
+    )
+    result = run_py(code, tmp_path, timeout_s=10)
+    assert result.wall_s < 5
+    pids = read_pids(tmp_path / "pids.txt")
+    assert len(pids) == 2
+    assert not any(is_running(pid) for pid in pids)
+    assert "without a status report" in result.stderr
+
+
+def test_memory_limit_stops_a_4gib_allocation(tmp_path):
+    result = run_py("bytearray(4 * 1024**3)", tmp_path, memory_bytes=1024**3)
+    assert result.returncode != 0
+    assert "MemoryError" in result.stderr
+
+
+def test_memory_limit_is_skipped_when_disabled_for_gpu_runs(tmp_path):
+    code = "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY)"
+    assert run_py(code, tmp_path, memory_bytes=1024**3, apply_memory_limit=False).stdout.strip() == "True"
+
+
+def test_file_size_limit_stops_a_large_write(tmp_path):
+    code = "open('big.bin', 'wb').write(b'x' * 4_000_000)"
+    result = run_py(code, tmp_path, file_size_bytes=1_000_000)
+    assert result.returncode != 0
+    assert "File too large" in result.stderr
+    assert (tmp_path / "big.bin").stat().st_size <= 1_000_000
+
+
+def test_cpu_time_limit_kills_a_cpu_hog(tmp_path):
+    result = run_py("while True: pass", tmp_path, timeout_s=30, cpu_time_s=1)
+    assert not result.timed_out
+    assert result.signal_name == "SIGXCPU"
+    assert result.wall_s < 5
+
+
+def test_huge_output_is_truncated_to_its_tail(tmp_path):
+    code = """
+    import sys
+    chunk = "y" * 1_000_000
+    for _ in range(50):
+        sys.stdout.write(chunk)
+    print("THE END")
+    """
+    result = run_py(code, tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("[... ") and "bytes truncated ...]" in result.stdout
+    assert result.stdout.endswith("THE END\n")
+    assert len(result.stdout) < 1_000_000 + 100
+
+
+@pytest.fixture
+def local_http_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
+except OSError as exc:
+    print(type(exc).__name__, exc)
+    sys.exit(7)
+print("connected")
+"""
+
+
+def test_network_is_isolated_from_host_services(tmp_path, local_http_server):
+    control = run_py(CONNECT.format(port=local_http_server), tmp_path, isolate_network=False)
+    assert control.stdout.strip() == "connected", "the server must be reachable without isolation"
+    assert not control.network_isolated
+
+    result = run_py(CONNECT.format(port=local_http_server), tmp_path)
+    if not result.network_isolated:
+        pytest.skip("this OS does not allow a new network namespace (not root, no unprivileged user namespaces)")
+    assert result.returncode == 7, result.tail()
+
+
+def test_isolated_child_still_has_its_own_loopback(tmp_path):
+    code = """
+    import socket
+    server = socket.create_server(("127.0.0.1", 0))
+    socket.create_connection(server.getsockname(), timeout=3).close()
+    print("ok")
+    """
+    result = run_py(code, tmp_path)
+    if not result.network_isolated:
+        pytest.skip("this OS does not allow a new network namespace")
+    assert result.stdout.strip() == "ok", result.tail()
+
+
+def _python_usable_by_nobody() -> str | None:
+    # The venv's base interpreter may live under /root (mode 700); a system Python is readable by everyone.
+    for candidate in (PY, "/usr/bin/python3"):
+        probe = [candidate, "-c", "import sys, pathlib; assert sys.version_info >= (3, 10)"]
+        try:
+            if subprocess.run(probe, user=65534, group=65534, extra_groups=[], capture_output=True).returncode == 0:
+                return candidate
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as an unprivileged user")
+def test_unprivileged_user_is_isolated_through_a_user_namespace():
+    if Path("/proc/sys/user/max_user_namespaces").read_text().strip() == "0":
+        pytest.skip("user namespaces are disabled on this kernel")
+    python = _python_usable_by_nobody()
+    if python is None:
+        pytest.skip("no Python 3.10+ interpreter that user nobody can run")
+    work = Path(tempfile.mkdtemp(prefix="sandbox-nobody-"))
+    work.chmod(0o777)
+    script = f"""
+        import sys
+        sys.path.insert(0, {str(REPO_ROOT)!r})
+        from pathlib import Path
+        from kernelagent.sandbox import run_sandboxed
+        r = run_sandboxed(["id", "-u"], cwd=Path({str(work)!r}))
+        print(r.network_isolated, r.stdout.strip(), r.returncode)
+    """
+    try:
+        out = subprocess.run(
+            [python, "-c", textwrap.dedent(script)],
+            user=65534,
+            group=65534,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert out.returncode == 0, out.stderr
+    isolated, uid, returncode = out.stdout.split()
+    if isolated != "True":
+        pytest.skip("unprivileged user namespaces are not allowed here (e.g. seccomp or sysctl)")
+    assert (uid, returncode) == ("65534", "0"), "the user keeps its own uid inside the namespace"
+
+
+def test_crash_by_signal_is_reported(tmp_path):
+    result = run_py("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", tmp_path)
+    assert result.signal_name == "SIGSEGV"
+    assert result.returncode == -signal.SIGSEGV
+    assert not result.timed_out
+
+
+def test_missing_command_reports_127(tmp_path):
+    result = run_sandboxed(["definitely-not-a-command-xyz"], cwd=tmp_path)
+    assert result.returncode == 127
+    assert "definitely-not-a-command-xyz" in result.stderr
+
+
+def test_apply_limits_in_child_works_after_a_plain_fork():
+    # How a warm fork server will use it: fork, apply, then run the candidate in-process.
+    limits = SandboxLimits(
+        memory_bytes=2 * 1024**3, open_files=64, file_size_bytes=10**6, cpu_time_s=7, isolate_network=False
+    )
+    pid = os.fork()
+    if pid == 0:
+        try:
+            apply_limits_in_child(limits)
+            ok = (
+                resource.getrlimit(resource.RLIMIT_AS) == (2 * 1024**3, 2 * 1024**3)
+                and resource.getrlimit(resource.RLIMIT_NOFILE) == (64, 64)
+                and resource.getrlimit(resource.RLIMIT_FSIZE) == (10**6, 10**6)
+                and resource.getrlimit(resource.RLIMIT_CPU)[0] == 7
+                and resource.getrlimit(resource.RLIMIT_CORE) == (0, 0)
+            )
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_concurrent_runs_do_not_mix_outputs(tmp_path):
+    def run(i: int) -> str:
+        return run_py(f"print({i})", tmp_path).stdout.strip()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(run, range(8))) == [str(i) for i in range(8)]
+
+
+def test_overhead_per_call_is_small(tmp_path):
+    run_sandboxed(["true"], cwd=tmp_path)  # warm the page cache
+    started = time.perf_counter()
+    for _ in range(5):
+        assert run_sandboxed(["true"], cwd=tmp_path).returncode == 0
+    per_call = (time.perf_counter() - started) / 5
+    print(f"sandbox overhead per call: {per_call * 1000:.1f} ms")
+    assert per_call < 0.25
