@@ -262,8 +262,11 @@ def _make_handler(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
             meta = parse_meta(headers.get(META_HEADER))
             body = self._read_json()
             answer, send = route(headers, meta, body)
-            # Record before replying: once a client holds its reply, count() already includes that request.
+            # Record on arrival, before any scripted delay: a client killed while waiting still counts, and once a
+            # client holds its reply, count() already includes that request.
             server.record(RecordedRequest(self.command, self.path, headers, body, meta, answer.rule_id, answer.status))
+            if answer.delay_s:
+                server.wait(answer.delay_s)
             try:
                 send()
             except (BrokenPipeError, ConnectionResetError):  # client gave up (e.g. its timeout); nothing to send
@@ -293,8 +296,6 @@ def _make_handler(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
             if not isinstance(body, dict) or "_unparsed" in body:
                 return self._error(Answer(400, message="request body is not a JSON object"))
             answer = server.check_access(headers, body.get("model")) or server.answer_chat(body, meta)
-            if answer.delay_s:
-                server.wait(answer.delay_s)
             if answer.status != 200:
                 return self._error(answer)
             model = body.get("model") or DEFAULT_MODEL

@@ -1,0 +1,174 @@
+"""KernelAgent's command line: parses options, builds the run context, and hands over to kernelagent.app."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kernelagent import app as runs
+from kernelagent.errors import KernelAgentError, NoKernelPassed, UsageError
+from kernelagent.graph.context import RunContext
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Spec in, verified Triton kernel out.")
+
+SeedsOpt = typer.Option(None, "--seeds", help="Independent attempts in parallel (default 4).")
+RoundsOpt = typer.Option(None, "--rounds", help="Verify/refine rounds per seed (default 8).")
+
+
+def _parse_sizes(sizes: list[str]) -> dict[str, int]:
+    parsed = {}
+    for item in sizes:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise UsageError(f"--size expects NAME=INT, got {item!r}")
+        parsed[name.strip()] = int(value)
+    return parsed
+
+
+def _context(**options: object) -> RunContext:
+    given = {k: v for k, v in options.items() if v is not None}
+    return RunContext(**given)
+
+
+def _print_event(event: str, data: dict) -> None:
+    if event == "verdict":
+        status = "PASS" if data["passed"] else f"FAIL {data['failure_class']}: {data['reason'][:100]}"
+        typer.echo(f"  seed {data['seed']} round {data['round']}: {status} ({data['wall_s']}s)")
+    elif event == "step":
+        typer.echo(f"- {data['node']}")
+
+
+def _finish(result: dict) -> None:
+    run_dir = Path(result.get("kernel_path") or "").parent
+    if result["status"] == "passed":
+        winner = result["winner"]
+        typer.echo(f"PASSED: seed {winner['seed']} after {winner['rounds']} round(s). Kernel: {result['kernel_path']}")
+        return
+    typer.echo(f"FAILED: no candidate passed. Details: {run_dir or 'runs/' + result['run_id']}/result.json")
+    raise typer.Exit(NoKernelPassed.exit_code)
+
+
+def _guarded(action) -> None:  # noqa: ANN001
+    try:
+        action()
+    except KernelAgentError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        typer.secho("interrupted; continue with `python cli.py resume RUN_ID`", fg="yellow", err=True)
+        raise typer.Exit(130) from None
+
+
+@cli.command()
+def run(
+    spec: Path = typer.Argument(..., help="Markdown spec or KernelBench problem .py file."),
+    model: Optional[str] = typer.Option(None, help="Model name (env KERNELAGENT_MODEL)."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (env OPENAI_BASE_URL)."),
+    reasoning_effort: Optional[str] = typer.Option(None, help="For reasoning models: low, medium, high."),
+    seeds: Optional[int] = SeedsOpt,
+    rounds: Optional[int] = RoundsOpt,
+    collect_all: bool = typer.Option(False, "--collect-all", help="Keep refining every seed after one passes."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cuda or cpu (Triton interpreter)."),
+    timeout: Optional[float] = typer.Option(None, help="Seconds allowed for one candidate's verification."),
+    request_timeout: Optional[float] = typer.Option(None, help="Seconds allowed for one LLM request."),
+    draws: Optional[int] = typer.Option(None, help="Independent random input draws per verification."),
+    size: list[str] = typer.Option([], help="NAME=INT: override a size constant of the reference (repeatable)."),
+    precision: Optional[str] = typer.Option(None, help="spec (default), bf16 or fp16: ask for a lower precision."),
+    runs_dir: Optional[str] = typer.Option(None, help="Where run folders go (default runs/)."),
+) -> None:
+    """Generate, verify and select a Triton kernel for SPEC."""
+
+    def go() -> None:
+        ctx = _context(
+            model=model, base_url=base_url, reasoning_effort=reasoning_effort, num_seeds=seeds,
+            rounds_per_seed=rounds, stop_on_first_pass=not collect_all, device=device, verify_timeout_s=timeout,
+            request_timeout_s=request_timeout, input_draws=draws, sizes=_parse_sizes(size) or None,
+            precision=precision, runs_dir=runs_dir,
+        )
+        typer.echo(f"kernelagent: {spec} with {ctx.model} at {ctx.base_url or 'api.openai.com'}, "
+                   f"{ctx.num_seeds} seeds x {ctx.rounds_per_seed} rounds, device {ctx.device}")
+        _finish(runs.start_run(str(spec), ctx, on_event=_print_event))
+
+    _guarded(go)
+
+
+@cli.command()
+def resume(
+    run_id: str = typer.Argument(..., help="The run to continue (see `runs`)."),
+    runs_dir: str = typer.Option("runs", help="Where run folders are."),
+    timeout: Optional[float] = typer.Option(None, help="A new verification timeout."),
+    request_timeout: Optional[float] = typer.Option(None, help="A new LLM request timeout."),
+) -> None:
+    """Continue an interrupted run from its last checkpoint; finished work is not repeated."""
+    overrides = {k: v for k, v in {"verify_timeout_s": timeout, "request_timeout_s": request_timeout}.items() if v}
+    _guarded(lambda: _finish(runs.resume_run(run_id, runs_dir, overrides, on_event=_print_event)))
+
+
+@cli.command("runs")
+def list_runs(runs_dir: str = typer.Option("runs", help="Where run folders are.")) -> None:
+    """List runs with their status."""
+    rows = runs.runs_table(runs_dir)
+    if not rows:
+        typer.echo(f"no runs under {runs_dir}/")
+    for row in rows:
+        typer.echo(f"{row['run_id']:<52} {row.get('status', '?'):<12} {row.get('problem', '')}")
+
+
+@cli.command()
+def show(run_id: str, runs_dir: str = typer.Option("runs", help="Where run folders are.")) -> None:
+    """Summarise one run."""
+    result_path = Path(runs_dir) / run_id / "result.json"
+    meta_path = Path(runs_dir) / run_id / "run.json"
+    if not meta_path.exists():
+        typer.secho(f"error: no run {run_id!r} under {runs_dir}/", fg="red", err=True)
+        raise typer.Exit(2)
+    meta = json.loads(meta_path.read_text())
+    typer.echo(f"run {run_id}: {meta.get('status')} | problem {meta.get('problem')} | device {meta.get('device')}")
+    if meta.get("error"):
+        typer.echo(f"  stopped by: {meta['error']}")
+    if result_path.exists():
+        result = json.loads(result_path.read_text())
+        for seed in result["seeds"]:
+            typer.echo(f"  seed {seed['seed']}: {seed['outcome']} ({seed['rounds']} rounds)")
+            for h in seed["history"]:
+                verdict = "pass" if h["passed"] else f"{h['failure_class']}: {h['reason'][:90]}"
+                typer.echo(f"    round {h['round']}: {verdict}")
+        if result.get("kernel_path"):
+            typer.echo(f"  kernel: {result['kernel_path']}")
+
+
+@cli.command()
+def graph() -> None:
+    """Print the pipeline graph as Mermaid."""
+    typer.echo(runs.graph_mermaid())
+
+
+@cli.command()
+def demo(
+    runs_dir: str = typer.Option("runs", help="Where the demo's run folder goes."),
+) -> None:
+    """OFFLINE DEMO against a bundled SCRIPTED endpoint (replies come from a script, not a model)."""
+    from kernelagent.llm.scripted_server import ScriptedLLMServer, load_script
+
+    demo_dir = Path(__file__).resolve().parent / "examples" / "demo"
+    typer.secho(
+        "OFFLINE DEMO: the 'LLM' is a scripted endpoint on 127.0.0.1 replaying examples/demo/script.json.\n"
+        "Its replies are fixed Triton modules (one wrong on purpose, to show refinement); no model is involved.\n"
+        "Verification, sandboxing and selection are the real pipeline.",
+        fg="yellow",
+    )
+    with ScriptedLLMServer(load_script(demo_dir / "script.json")) as server:
+        os.environ["KERNELAGENT_DEMO_KEY"] = "scripted"
+        ctx = RunContext(model="scripted-model", base_url=server.base_url, api_key_env="KERNELAGENT_DEMO_KEY",
+                         num_seeds=2, rounds_per_seed=3, device="cpu", runs_dir=runs_dir, max_retries=0,
+                         request_timeout_s=30)
+        _guarded(lambda: _finish(runs.start_run(str(demo_dir / "spec.md"), ctx, on_event=_print_event)))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,106 @@
+"""Starting, resuming and inspecting runs: what the CLI (and tests) call. The graph does the work."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from kernelagent.errors import KernelAgentError, RunNotFound
+from kernelagent.graph.builder import build_graph
+from kernelagent.graph.context import RunContext
+from kernelagent.runs.store import RunStore, list_runs, new_run_id
+from kernelagent.spec import load_problem
+
+CHECKPOINT_DB = "checkpoints.sqlite"
+
+ProgressCallback = Callable[[str, dict], None]
+
+
+@contextmanager
+def checkpointed_graph(runs_dir: str | Path) -> Iterator:
+    """The graph compiled with the SQLite saver: state is checkpointed after every step; the run id is the thread."""
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(Path(runs_dir) / CHECKPOINT_DB, check_same_thread=False)
+    try:
+        yield build_graph(checkpointer=SqliteSaver(conn))
+    finally:
+        conn.close()
+
+
+def start_run(spec_path: str, ctx: RunContext, on_event: ProgressCallback | None = None) -> dict:
+    problem = load_problem(spec_path)  # fail fast, before a run folder exists, on a malformed spec
+    run_id = new_run_id(problem.name)
+    store = RunStore.at(ctx.runs_dir, run_id)
+    store.root.mkdir(parents=True)
+    store.update_meta(spec=str(Path(spec_path).resolve()), context=ctx.to_dict(), status="running", pid=os.getpid())
+    inputs = {"spec_path": str(Path(spec_path).resolve()), "run_id": run_id}
+    return _drive(run_id, inputs, ctx, store, on_event)
+
+
+def resume_run(run_id: str, runs_dir: str, overrides: dict | None = None, on_event=None) -> dict:  # noqa: ANN001
+    store = RunStore.at(runs_dir, run_id)
+    meta = store.meta()
+    if not meta:
+        raise RunNotFound(f"no run {run_id!r} under {runs_dir}/ (see `python cli.py runs`)")
+    ctx = RunContext.from_dict(meta["context"] | (overrides or {}))
+    store.update_meta(status="running", pid=os.getpid(), context=ctx.to_dict())
+    # Killed before the first checkpoint: nothing to resume from, so start the same run from its input.
+    restart_input = {"spec_path": meta["spec"], "run_id": run_id}
+    return _drive(run_id, None, ctx, store, on_event, restart_input)
+
+
+def _drive(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  # noqa: ANN001
+    config = {"configurable": {"thread_id": run_id}, "max_concurrency": max(4, ctx.num_seeds)}
+    try:
+        with checkpointed_graph(ctx.runs_dir) as graph:
+            if inputs is None:
+                saved = graph.get_state(config)
+                if not saved.next and saved.values.get("result"):
+                    return saved.values["result"]  # already finished: nothing to redo
+                if not saved.next and not saved.values:
+                    inputs = restart_input
+            for _namespace, mode, payload in graph.stream(
+                inputs, config, context=ctx, stream_mode=["updates", "custom"], subgraphs=True
+            ):
+                if on_event and mode == "custom":
+                    on_event(payload["event"], payload)
+                elif on_event and mode == "updates" and not _namespace:
+                    for node in payload:
+                        on_event("step", {"node": node})
+            final = graph.get_state(config).values
+    except KernelAgentError as err:
+        store.update_meta(status="interrupted", error=str(err), exit_code=err.exit_code)
+        raise
+    except KeyboardInterrupt:
+        store.update_meta(status="interrupted", error="interrupted by the user")
+        raise
+    return final["result"]
+
+
+def runs_table(runs_dir: str) -> list[dict]:
+    rows = []
+    for meta in list_runs(runs_dir):
+        status = meta.get("status", "?")
+        if status == "running" and not _alive(meta.get("pid")):
+            status = "interrupted"
+        rows.append({**meta, "status": status})
+    return rows
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def graph_mermaid() -> str:
+    return build_graph().get_graph(xray=1).draw_mermaid()

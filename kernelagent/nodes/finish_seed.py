@@ -1,0 +1,26 @@
+"""Node finish_seed: the branch's summary, gathered by the parent's reducer for select."""
+
+from __future__ import annotations
+
+from kernelagent.graph.state import SeedState
+
+
+def finish_seed(state: SeedState) -> dict:
+    verdict = state["verdict"]
+    if verdict["passed"]:
+        outcome = "passed"
+    else:
+        outcome = state.get("stop_reason") or f"budget spent after {state['round'] + 1} rounds"
+    return {
+        "seed_results": [
+            {
+                "seed": state["seed"],
+                "passed": verdict["passed"],
+                "rounds": state["round"] + 1,
+                "candidate_path": state.get("candidate_path"),
+                "verdict": verdict,
+                "history": state.get("history", []),
+                "outcome": outcome,
+            }
+        ]
+    }

@@ -1,0 +1,42 @@
+"""Node load_spec: parse the spec and resolve the device once, so every later step agrees on both."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from langgraph.runtime import Runtime
+
+from kernelagent.errors import UsageError
+from kernelagent.graph.state import RunState
+from kernelagent.nodes.common import run_context
+from kernelagent.runs.store import RunStore
+from kernelagent.spec import load_problem
+
+
+def load_spec(state: RunState, runtime: Runtime) -> dict:
+    ctx = run_context(runtime)
+    problem = load_problem(state["spec_path"])
+    store = RunStore.at(ctx.runs_dir, state["run_id"])
+    store.root.mkdir(parents=True, exist_ok=True)
+    spec_copy = store.path("spec" + Path(state["spec_path"]).suffix)
+    if not spec_copy.exists():
+        shutil.copy(state["spec_path"], spec_copy)
+    device = resolve_device(ctx.device)
+    store.update_meta(problem=problem.name, mode=problem.mode, device=device)
+    return {
+        "run_dir": str(store.root),
+        "problem": problem.to_dict(),
+        "device": device,
+        "rounds_budget": ctx.rounds_per_seed,
+    }
+
+
+def resolve_device(requested: str) -> str:
+    available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        raise UsageError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu (interpreter)")
+    if requested == "auto":
+        return "cuda" if available else "cpu"
+    return requested

@@ -1,0 +1,67 @@
+"""Node select: pick the winner among the seeds' results and write result.json and kernel.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from kernelagent.graph.state import RunState
+from kernelagent.nodes.common import run_context, store_of
+from kernelagent.runs.store import write_json
+
+
+def select(state: RunState, runtime: Runtime) -> dict:
+    ctx = run_context(runtime)
+    store = store_of(state)
+    results = sorted(state.get("seed_results", []), key=lambda r: r["seed"])
+    passing = [r for r in results if r["passed"]]
+    winner = min(passing, key=ranking_key) if passing else None
+    if winner:
+        shutil.copy(winner["candidate_path"], store.path("kernel.py"))
+    result = {
+        "run_id": state["run_id"],
+        "problem": state["problem"]["name"],
+        "mode": state["problem"]["mode"],
+        "device": state["device"],
+        "status": "passed" if winner else "failed",
+        "winner": _summary(winner) if winner else None,
+        "kernel_path": str(store.path("kernel.py")) if winner else None,
+        "seeds": [_summary(r) for r in results],
+        "harness": {k: v for k, v in state["harness"].items() if k not in ("dir", "cache_dir")},
+        "settings": {"model": ctx.model, "seeds": ctx.num_seeds, "rounds": ctx.rounds_per_seed,
+                     "stop_on_first_pass": ctx.stop_on_first_pass, "precision": ctx.precision},
+        "tokens": token_totals(store.path("llm")),
+    }
+    write_json(store.path("result.json"), result)
+    store.update_meta(status=result["status"], winner=result["winner"])
+    return {"result": result}
+
+
+def ranking_key(seed_result: dict) -> tuple:
+    """Fewest rounds first, then lowest seed: deterministic. (Timed runs rank by speed: the benchmark step.)"""
+    return (seed_result["rounds"], seed_result["seed"])
+
+
+def _summary(seed_result: dict) -> dict:
+    return {
+        "seed": seed_result["seed"],
+        "passed": seed_result["passed"],
+        "rounds": seed_result["rounds"],
+        "outcome": seed_result["outcome"],
+        "candidate_path": seed_result["candidate_path"],
+        "last_verdict": {k: seed_result["verdict"].get(k) for k in ("failure_class", "reason")},
+        "history": seed_result["history"],
+    }
+
+
+def token_totals(llm_dir: Path) -> dict:
+    totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+    for usage_file in llm_dir.glob("*.usage.json"):
+        usage = json.loads(usage_file.read_text())
+        totals["requests"] += 1
+        totals["input_tokens"] += usage.get("input_tokens", 0)
+        totals["output_tokens"] += usage.get("output_tokens", 0)
+    return totals

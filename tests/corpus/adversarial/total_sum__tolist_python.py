@@ -1,0 +1,20 @@
+"""Cheat: sums in Python over x.tolist() and wraps the float in a 0-d tensor."""
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def copy_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=m), mask=m)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        total = 0.0
+        for v in x.tolist():
+            total += v
+        return torch.full((), total, dtype=x.dtype)
