@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated, NotRequired, TypedDict
 
 
 class RunInput(TypedDict):
     spec_path: str
-    run_id: str
+    run_id: NotRequired[str]  # the CLI sets it (= the thread id); Studio runs get a fresh one
 
 
 class RunState(TypedDict, total=False):

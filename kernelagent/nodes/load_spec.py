@@ -11,14 +11,15 @@ from langgraph.runtime import Runtime
 from kernelagent.errors import UsageError
 from kernelagent.graph.state import RunState
 from kernelagent.nodes.common import run_context
-from kernelagent.runs.store import RunStore
+from kernelagent.runs.store import RunStore, new_run_id
 from kernelagent.spec import load_problem
 
 
 def load_spec(state: RunState, runtime: Runtime) -> dict:
     ctx = run_context(runtime)
     problem = load_problem(state["spec_path"])
-    store = RunStore.at(ctx.runs_dir, state["run_id"])
+    run_id = state.get("run_id") or new_run_id(problem.name)
+    store = RunStore.at(ctx.runs_dir, run_id)
     store.root.mkdir(parents=True, exist_ok=True)
     spec_copy = store.path("spec" + Path(state["spec_path"]).suffix)
     if not spec_copy.exists():
@@ -26,6 +27,7 @@ def load_spec(state: RunState, runtime: Runtime) -> dict:
     device = resolve_device(ctx.device)
     store.update_meta(problem=problem.name, mode=problem.mode, device=device)
     return {
+        "run_id": run_id,
         "run_dir": str(store.root),
         "problem": problem.to_dict(),
         "device": device,

@@ -74,13 +74,18 @@ _ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 _INTROSPECT_ATTRS = {"__dict__", "__class__", "__subclasses__", "__globals__", "__code__", "__builtins__",
                      "__import__", "__closure__", "__bases__", "__base__", "__mro__", "__getattribute__",
                      "__setattr__", "__delattr__", "__loader__", "__spec__", "__self__", "__func__", "__wrapped__",
-                     "__defaults__", "__kwdefaults__", "__torch_function__", "__torch_dispatch__", "modules",
-                     "TorchDispatchMode", "TorchFunctionMode", "_python_dispatch"}
+                     "__defaults__", "__kwdefaults__", "__torch_function__", "__torch_dispatch__", "__traceback__",
+                     "tb_frame", "tb_next", "f_back", "f_locals", "f_globals", "f_code", "gi_frame", "cr_frame",
+                     "_getframe", "TorchDispatchMode", "TorchFunctionMode", "_python_dispatch",
+                     # hooks run code around forward without appearing on its path
+                     "register_forward_hook", "register_forward_pre_hook", "register_module_forward_hook",
+                     "register_module_forward_pre_hook", "register_full_backward_hook", "register_backward_hook"}
+# dispatch interception, plus global RNG/default state (re-seeding makes "fresh" inputs predictable)
 _INTROSPECT_PATHS = ("torch.utils._python_dispatch", "torch.overrides", "torch.library", "torch._C._set", "sys.modules",
-                     "torch._dynamo", "torch.fx")
+                     "torch._dynamo", "torch.fx", "torch.manual_seed", "torch.seed", "torch.set_rng_state",
+                     "torch.random", "torch.set_default_", "torch.cuda.manual_seed", "torch.cuda.set_rng_state",
+                     "torch.set_flush_denormal", "torch.use_deterministic_algorithms")
 _EXITS = {"sys.exit", "os._exit", "os.kill", "os.killpg", "os.abort"}
-_MODULE_LEVEL_CALLS = ("triton.", "math.", "torch.device", "torch.finfo", "torch.iinfo", "torch.no_grad",
-                       "torch.inference_mode", "functools.", "dataclasses.", "typing.", "enum.")
 
 
 @functools.lru_cache(maxsize=1)
@@ -161,8 +166,18 @@ class _Facts:
                     self.functions[name] = self.functions[value.id]
                 elif isinstance(value, ast.Name) and value.id in self.jit:
                     self.jit.add(name)
-                elif (path := self.resolve(value)) is not None:
+                elif (path := self.alias(value)) is not None:
                     self.aliases[name] = path  # `_act = torch.nn.functional.relu` is still torch.nn.functional.relu
+
+    def alias(self, value: ast.AST, cls: _Class | None = None) -> str | None:
+        """What a binding stands for: its dotted path, or a PyTorch op wrapped inside it (partial(F.relu), [torch.relu],
+        staticmethod(torch.relu)), so calling the binding counts as calling the op."""
+        if (path := self.resolve(value, cls)) is not None:
+            return path
+        for n in ast.walk(value):
+            if isinstance(n, ast.Name | ast.Attribute) and (p := self.resolve(n, cls)) and not _torch_ok(p, False):
+                return p
+        return None
 
     def resolve(self, node: ast.AST, cls: _Class | None = None, local: dict[str, str] | None = None) -> str | None:
         """Dotted path an expression stands for, seeing through import aliases, module-level aliases,
@@ -178,8 +193,8 @@ class _Facts:
             fname = node.func.id if isinstance(node.func, ast.Name) else self.resolve(node.func, cls, local)
             if fname in ("__import__", "importlib.import_module") and _lit(node, 0):
                 return _lit(node, 0)
-            if fname == "getattr" and _lit(node, 1) and (base := self.resolve(node.args[0], cls, local)):
-                return f"{base}.{_lit(node, 1)}"
+            if fname == "getattr" and _lit(node, 1):  # getattr(obj, "name") is obj.name
+                return self.resolve(ast.Attribute(node.args[0], _lit(node, 1), ast.Load()), cls, local)
         return None
 
     def is_jit(self, fn: ast.AST) -> bool:
@@ -202,7 +217,7 @@ class _Facts:
             elif isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
                 if isinstance(stmt.value, ast.Lambda):
                     c.methods[stmt.targets[0].id] = stmt.value
-                elif (path := self.resolve(stmt.value)) is not None:
+                elif (path := self.alias(stmt.value)) is not None:
                     c.alias_attrs[stmt.targets[0].id] = path  # class-level `act = F.relu`
         for n in ast.walk(node):  # self.X = ... / setattr(self, "X", ...) / register_* anywhere in the class
             if isinstance(n, ast.Assign):
@@ -230,7 +245,9 @@ class _Facts:
                 c.nn_attrs.add(attr)
             elif path and path.startswith("torch."):
                 c.tensor_attrs.add(attr)  # nn.Parameter(...), torch.randn(...), ...
-        elif (path := self.resolve(value, c)) is not None:
+            elif (path := self.alias(value, c)) is not None:
+                c.alias_attrs[attr] = path  # functools.partial(F.softmax, dim=-1)
+        elif (path := self.alias(value, c)) is not None:
             c.alias_attrs[attr] = path
         elif _is_self_attr(value) in c.nn_attrs:
             c.nn_attrs.add(attr)
@@ -594,7 +611,7 @@ def check_policy(source: str, *, entry: str = "ModelNew") -> list[Violation]:
                                        "that launches your kernel(s) and returns the result.")
     else:
         cls = f.classes.get("ModelNew")
-        entries += [(cls.methods[m], cls, f"ModelNew.{m}") for m in ("forward", "__call__") if cls and m in cls.methods]
+        entries += [(cls.methods[m], cls, f"ModelNew.{m}") for m in ("forward", "__call__", "_call_impl", "_wrapped_call_impl") if cls and m in cls.methods]
         if not entries:
             add("missing_entry", cls.node if cls else None, "Define `class ModelNew(nn.Module)` with a `forward` "
                 "method taking the same inputs as Model.forward and launching your Triton kernel(s).")
@@ -746,7 +763,8 @@ def _rule_module(f: _Facts, tree: ast.Module, add) -> None:
                     add("file_or_process_access", n, f"`{path}` accesses files, processes or the interpreter; it is "
                                                      "not allowed in a kernel module.")
                 if path.startswith(_INTROSPECT_PATHS):
-                    add("introspection", n, f"`{path}` hooks into PyTorch/interpreter internals; not allowed.")
+                    add("introspection", n, f"`{path}` touches PyTorch dispatch/interpreter internals or global "
+                                            "RNG/default state; not allowed.")
     for s in _body_ok(tree.body, f):
         add("early_exit", s, f"Module/class-level code `{ast.unparse(s).splitlines()[0][:60]}` runs at import; keep "
                              "only imports, constants, Config lists and definitions (remove prints/tests/__main__).")

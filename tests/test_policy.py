@@ -1,0 +1,410 @@
+"""Tests for the static anti-cheat policy and for the truthfulness of the candidate corpus (tests/corpus).
+
+The corpus manifest says which layer must reject each adversarial candidate.  Here we check (a) the static policy
+on every entry, and (b) by actually running candidates under the Triton CPU interpreter, that honest candidates are
+correct and do no PyTorch compute at runtime, and that every "runtime layer" candidate really misbehaves the way the
+manifest says.  The runtime part uses a few subprocesses started together (one per group) to stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import resource
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kernelagent.verify.policy import RULES, Violation, check_policy
+
+CORPUS = Path(__file__).parent / "corpus"
+MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
+RUNTIME_REASONS = {"numerical_mismatch", "runtime_error", "timeout", "wrong_shape", "wrong_dtype", "resource_limit"}
+GUARD = "runtime_guard:torch_compute"
+
+
+def _rules(source: str, entry: str = "ModelNew") -> set[str]:
+    return {v.rule for v in check_policy(textwrap.dedent(source), entry=entry)}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Manifest-driven policy checks
+
+
+def test_manifest_is_consistent():
+    names = [e["candidate"] for e in MANIFEST]
+    assert len(names) == len(set(names))
+    on_disk = {str(p.relative_to(CORPUS)) for d in ("honest", "adversarial") for p in (CORPUS / d).glob("*.py")}
+    assert on_disk == set(names)
+    honest = [e for e in MANIFEST if e["expected"] == "pass"]
+    assert len(honest) >= 8 and {e["problem"] for e in honest} == {
+        str(p.relative_to(CORPUS)) for p in (CORPUS / "problems").glob("*.py")}
+    for e in MANIFEST:
+        assert (CORPUS / e["problem"]).exists() and e["trick"]
+        reason = e["reason"]
+        if e["expected"] == "pass":
+            assert reason is None
+        else:
+            assert reason in RUNTIME_REASONS or reason == GUARD or reason.removeprefix("policy_violation:") in RULES
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=lambda e: e["candidate"])
+def test_policy_on_corpus(entry):
+    violations = check_policy((CORPUS / entry["candidate"]).read_text())
+    reason = entry["reason"]
+    if reason is None or reason in RUNTIME_REASONS or reason == GUARD:
+        # honest code must be clean; runtime-layer / guard candidates pass the static policy by design
+        assert violations == [], violations
+    else:
+        assert reason.removeprefix("policy_violation:") in {v.rule for v in violations}, violations
+    for v in violations:
+        assert v.rule in RULES and v.line >= 0 and v.message.endswith(".")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Running the corpus under the Triton interpreter
+
+RUNNER = r"""
+import importlib.util, json, sys
+import torch
+from torch.overrides import TorchFunctionMode
+
+# torch functions a wrapper may call (allocation, views, metadata) plus what the interpreter itself uses
+BENIGN = {"__get__", "__getitem__", "__setitem__", "__len__", "contiguous", "data_ptr", "empty", "empty_like",
+          "empty_strided", "zeros", "zeros_like", "ones", "full", "full_like", "new_empty", "new_zeros", "size",
+          "stride", "storage_offset", "untyped_storage", "view", "reshape", "to", "numel", "dim", "is_contiguous",
+          "element_size", "item", "clone", "detach", "copy_", "t", "transpose", "permute", "unsqueeze", "squeeze",
+          "flatten", "expand", "fill_", "zero_", "__format__", "__repr__"}
+
+class Recorder(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.seen.add(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+def run(i, cand, prob):
+    p, c = load(prob, f"problem_{i}"), load(cand, f"candidate_{i}")
+    torch.manual_seed(0)
+    ref = p.Model(*p.get_init_inputs())
+    torch.manual_seed(0)
+    new = c.ModelNew(*p.get_init_inputs())
+    new.load_state_dict(ref.state_dict())
+    ops = set()
+    for seed in (1234, 5678):  # two fresh draws, neither of the "popular" seeds
+        torch.manual_seed(seed)
+        inputs = p.get_inputs()
+        expected = ref(*[t.clone() for t in inputs])
+        print("CALL", flush=True)
+        with Recorder() as rec:
+            got = new(*[t.clone() for t in inputs])
+        ops |= rec.seen - BENIGN
+        if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+            return "wrong_shape", ops
+        if got.dtype != expected.dtype:
+            return "wrong_dtype", ops
+        try:
+            torch.testing.assert_close(got, expected)
+        except AssertionError:
+            return "numerical_mismatch", ops
+    return "pass", ops
+
+for i, (cand, prob) in enumerate(json.loads(sys.argv[1])):
+    print("START " + cand, flush=True)
+    ops = set()
+    try:
+        status, ops = run(i, cand, prob)
+    except MemoryError:
+        status = "resource_limit"
+    except Exception as e:
+        status = "resource_limit" if "allocate memory" in str(e) else "runtime_error"
+    print("RESULT " + json.dumps([cand, status, sorted(ops)]), flush=True)
+"""
+
+
+def _limit_memory():  # runs in the child before exec: address-space cap so the 64 GiB allocation fails fast
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+
+class _Group:
+    """One runner subprocess over several candidates; hangs are detected per forward call."""
+
+    def __init__(self, entries, call_timeout=None, mem_limit=False):
+        self.entries, self.call_timeout = entries, call_timeout
+        env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        pairs = [(e["candidate"], e["problem"]) for e in entries]
+        self.proc = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(pairs)], cwd=CORPUS, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=_limit_memory if mem_limit else None)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def collect(self, deadline: float) -> dict[str, tuple[str, list[str]]]:
+        results, current, in_call, log = {}, None, False, []
+        while True:
+            wait = self.call_timeout if (in_call and self.call_timeout) else max(0.1, deadline - time.monotonic())
+            try:
+                line = self.lines.get(timeout=wait)
+            except queue.Empty:
+                self.proc.kill()
+                if in_call and self.call_timeout and current:
+                    results[current] = ("timeout", [])
+                break
+            if line is None:
+                break
+            log.append(line)
+            if line.startswith("START "):
+                current, in_call = line[6:], False
+            elif line == "CALL":
+                in_call = True
+            elif line.startswith("RESULT "):
+                cand, status, ops = json.loads(line[7:])
+                results[cand], in_call = (status, ops), False
+        self.proc.wait()
+        missing = {e["candidate"] for e in self.entries} - set(results)
+        assert not missing, f"no result for {missing}; runner output:\n" + "\n".join(log[-40:])
+        return results
+
+
+@pytest.fixture(scope="module")
+def runtime_results():
+    honest = [e for e in MANIFEST if e["expected"] == "pass"]
+    runtime = [e for e in MANIFEST if e["reason"] in RUNTIME_REASONS | {GUARD}]
+    hang = [e for e in runtime if e["reason"] == "timeout"]
+    memory = [e for e in runtime if e["reason"] == "resource_limit"]
+    rest = [e for e in runtime if e not in hang and e not in memory]
+    groups = [_Group(honest), _Group(rest), _Group(hang, call_timeout=3.0), _Group(memory, mem_limit=True)]
+    deadline = time.monotonic() + 120
+    results = {}
+    for g in groups:
+        results.update(g.collect(deadline))
+    return results
+
+
+@pytest.mark.parametrize("entry", [e for e in MANIFEST if e["expected"] == "pass"], ids=lambda e: e["candidate"])
+def test_honest_candidate_is_correct_under_interpreter(entry, runtime_results):
+    status, torch_ops = runtime_results[entry["candidate"]]
+    assert status == "pass"
+    assert torch_ops == [], f"honest candidate did PyTorch compute at runtime: {torch_ops}"
+
+
+@pytest.mark.parametrize("entry", [e for e in MANIFEST if e["reason"] in RUNTIME_REASONS],
+                         ids=lambda e: e["candidate"])
+def test_runtime_layer_candidate_really_misbehaves(entry, runtime_results):
+    status, _ = runtime_results[entry["candidate"]]
+    assert status == entry["reason"]
+
+
+@pytest.mark.parametrize("entry", [e for e in MANIFEST if e["reason"] == GUARD], ids=lambda e: e["candidate"])
+def test_guard_candidate_computes_with_torch_at_runtime(entry, runtime_results):
+    # correct output, clean static policy, but PyTorch compute ops show up on the forward path at runtime
+    status, torch_ops = runtime_results[entry["candidate"]]
+    assert status == "pass" and torch_ops, (status, torch_ops)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Focused unit tests
+
+KERNEL = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def k(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=offs < n), mask=offs < n)
+"""
+
+
+def _model(forward_body: str, extra: str = "", init: str = "") -> str:
+    init_src = f"    def __init__(self):\n        super().__init__()\n{textwrap.indent(textwrap.dedent(init), ' ' * 8)}\n" \
+        if init else ""
+    return KERNEL + textwrap.dedent(extra) + "\n\nclass ModelNew(nn.Module):\n" + init_src + \
+        "    def forward(self, x, y=None):\n" + textwrap.indent(textwrap.dedent(forward_body), " " * 8)
+
+
+@pytest.mark.parametrize("body", [
+    # shape/grid integer arithmetic, triton.cdiv, allocation and views
+    """
+    M, K = x.shape
+    N = x.shape[0] * x.shape[1]
+    n = x.numel()
+    blocks = (n + 255) // 256
+    out = torch.empty(x.shape[:-1] + (K * 2,), device=x.device, dtype=torch.float32)
+    grid = (triton.cdiv(M, 16) * triton.cdiv(N, 16), blocks)
+    k[grid](x.contiguous().view(-1), out, n, BLOCK=min(1024, triton.next_power_of_2(n)))
+    assert x.is_contiguous() and x.dim() == 2 and x.shape == out.shape
+    if y is not None and x.dtype == torch.float16:
+        out = out.to(torch.float16)
+    return out.reshape(M, -1).t().contiguous()
+    """,
+    # tutorial grid lambda over META and an enumerate over tensors
+    """
+    out = torch.empty_like(x)
+    grid = lambda META: (triton.cdiv(x.numel(), META["BLOCK"]) * 1,)
+    for i, t in enumerate([x, out]):
+        k[(i + 1,)](t, out, t.numel() // 2, BLOCK=64)
+    k[grid](x, out, x.numel(), BLOCK=128)
+    return out
+    """,
+    # zeros accumulator, scalar conversion outside loops, math on ints
+    """
+    acc = torch.zeros(1, device=x.device, dtype=torch.float32)
+    scale = 1.0 / math.sqrt(x.shape[-1])
+    k[(1,)](x, acc, x.numel(), BLOCK=int(scale * 1024))
+    return acc.reshape(())
+    """,
+])
+def test_wrapper_idioms_are_allowed(body):
+    assert check_policy(_model(body, extra="import math\n")) == []
+
+
+def test_parameters_passed_to_kernel_and_launch_only_helper_are_allowed():
+    src = _model(
+        "return _launch(x, self.linear.weight, self.weight)",
+        extra="""
+        def _launch(t, w, w2):
+            out = torch.empty((t.shape[0], w.shape[0]), device=t.device, dtype=t.dtype)
+            k[(triton.cdiv(t.numel(), 256),)](t, w, out, w2.stride(0), t.shape[1], BLOCK=256)
+            return out
+        """,
+        init="""
+        self.linear = nn.Linear(4, 4)
+        self.weight = nn.Parameter(torch.randn(4, 4) * 0.1)  # torch compute in __init__ is fine
+        """)
+    assert check_policy(src) == []
+
+
+def test_module_level_configs_autotune_and_device_are_allowed():
+    src = '''
+    """Docstring."""
+    from __future__ import annotations
+    import torch
+    import torch.nn as nn
+    import triton
+    import triton.language as tl
+    from triton.language.extra import libdevice
+
+    DEVICE = triton.runtime.driver.active.get_active_torch_device()
+    BLOCK = 2 ** 10
+    CONFIGS = [triton.Config({"BLOCK": b}, num_warps=w) for b in (64, 128) for w in (2, 4)]
+
+
+    @triton.autotune(configs=CONFIGS, key=["n"])
+    @triton.jit
+    def k(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        x = tl.load(x_ptr + offs, mask=offs < n)
+        y = x @ x if n > 1 else -x  # operators inside a kernel are never torch compute
+        tl.store(out_ptr + offs, libdevice.tanh(y), mask=offs < n)
+
+
+    def kernel_function(x: torch.Tensor, n: int) -> torch.Tensor:
+        out = torch.empty_like(x)
+        k[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](x, out, n)
+        return out
+    '''
+    assert check_policy(textwrap.dedent(src), entry="kernel_function") == []
+    assert _rules(src, entry="ModelNew") == {"missing_entry"}
+
+
+@pytest.mark.parametrize("body, extra, init", [
+    ("lin = self.linear\nreturn lin(x)", "", "self.linear = nn.Linear(4, 4)"),
+    ("for layer in self.layers:\n    x = layer(x)\nreturn x", "", "self.layers = nn.ModuleList([nn.ReLU()])"),
+    ("return self.act.forward(x)", "", "self.act = nn.ReLU()"),
+    ("return x.__add__(y)", "", ""),
+    ("return torch.Tensor.add(x, y)", "", ""),
+    ("return -x", "", ""),
+    ("return x > 0", "", ""),
+    ("return functools.reduce(lambda a, b: a, x.split(1), x)", "import functools\n", ""),
+    ("return math.prod(x.split(1))", "import math\n", ""),
+    ("return self.w * 2", "", "self.w = nn.Parameter(torch.ones(3))"),
+    ("_stash(x)\nreturn _double()", "_S = None\ndef _stash(t):\n    global _S\n    _S = t\ndef _double():\n    return _S * 2\n", ""),
+    ("return _Helper(x).run()", "class _Helper:\n    def __init__(self, t):\n        self.t = t\n    def run(self):\n        return self.t + 1\n", ""),
+    ("ops = [torch.relu]\nreturn ops[0](x)", "", ""),
+    ("m = getattr(self, 'act')\nreturn m(x)", "", "self.act = torch.sigmoid"),
+])
+def test_hidden_torch_compute_is_flagged(body, extra, init):
+    assert "torch_compute_in_forward" in _rules(_model(body, extra, init))
+
+
+def test_torch_in_init_and_unreachable_helpers_is_not_flagged():
+    src = _model("out = torch.empty_like(x)\nk[(1,)](x, out, 1, BLOCK=16)\nreturn out",
+                 extra="def _reference(t):\n    return torch.relu(t) + 1  # never called from forward\n",
+                 init="self.register_buffer('table', torch.arange(8).float().exp())")
+    assert check_policy(src) == []
+
+
+def test_function_mode_entry():
+    good = KERNEL + "\ndef kernel_function(x):\n    out = torch.empty_like(x)\n    k[(1,)](x, out, 1, BLOCK=16)\n    return out\n"
+    assert check_policy(good, entry="kernel_function") == []
+    assert _rules(good) == {"missing_entry"}
+    bad = KERNEL + "\ndef kernel_function(x, y):\n    return _add(x, y)\n\ndef _add(a, b):\n    return a + b\n"
+    assert _rules(bad, entry="kernel_function") == {"torch_compute_in_forward"}
+    assert _rules(KERNEL, entry="kernel_function") == {"missing_entry"}
+
+
+def test_try_except_rules():
+    # re-raising is fine; a handler around a helper that (transitively) launches is not
+    ok = _model("out = torch.empty_like(x)\ntry:\n    _go(x, out)\nexcept ValueError as e:\n    raise RuntimeError('x') from e\n"
+                "return out", extra="def _go(a, o):\n    k[(1,)](a, o, 1, BLOCK=16)\n")
+    assert check_policy(ok) == []
+    bad = ok.replace("raise RuntimeError('x') from e", "out = None")
+    assert _rules(bad) == {"fallback_try_except"}
+    swallow = _model("try:\n    n = x.numel()\nexcept:\n    n = 0\nreturn n")
+    assert "fallback_try_except" in _rules(swallow)
+
+
+@pytest.mark.parametrize("src, rule", [
+    ('if __name__ == "__main__":\n    print(1)\n', "early_exit"),
+    ("def deco(f):\n    return f\n\n@deco\ndef g():\n    pass\n", "early_exit"),
+    ("def g(a=print('PASS')):\n    pass\n", "early_exit"),
+    ("torch.manual_seed(0)\n", "early_exit"),
+    ("class M(metaclass=type):\n    pass\n", "introspection"),
+    ("import numpy as np\n", "forbidden_import"),
+    ("from torch import _C\n", "forbidden_import"),
+    ("from . import reference\n", "forbidden_import"),
+    ("import torch.utils\n", "forbidden_import"),
+    ("def f(x):\n    return x.__class__.__subclasses__()\n", "introspection"),
+    ("def f():\n    return __builtins__\n", "environment_access"),
+    ("F2 = torch.nn.functional\nF2.relu = None\n", "introspection"),
+    ("def f():\n    quit()\n", "early_exit"),
+    ("def f():\n    return torch.load('w.pt')\n", "file_or_process_access"),
+])
+def test_module_wide_rules(src, rule):
+    assert rule in _rules(KERNEL + "\n" + src)
+
+
+def test_violations_are_sorted_complete_and_syntax_errors_raise():
+    src = (CORPUS / "adversarial/relu__sys_exit.py").read_text()
+    vs = check_policy(src)
+    assert vs == sorted(vs, key=lambda v: (v.line, v.rule)) and all(isinstance(v, Violation) for v in vs)
+    assert {"forbidden_import", "early_exit", "file_or_process_access"} <= {v.rule for v in vs}
+    line = src.splitlines().index("sys.exit(0)") + 1
+    assert any(v.rule == "early_exit" and v.line == line for v in vs)
+    with pytest.raises(SyntaxError):
+        check_policy("def forward(:\n")
+    assert set(RULES) == {"no_triton_kernel", "missing_entry", "torch_compute_in_forward", "forbidden_import",
+                          "file_or_process_access", "environment_access", "introspection", "fallback_try_except",
+                          "early_exit"}
