@@ -23,7 +23,6 @@ class Attempt:
     reason: str
     evidence: str = ""
     wall_s: float | None = None
-    start_s: float = 0.0  # where the attempt starts on its seed's timeline: the sum of the earlier rounds' wall_s
 
     @property
     def label(self) -> str:
@@ -110,10 +109,7 @@ def load_attempts(run_dir: Path, seed_summaries: list[dict]) -> list[Attempt]:
     for summary in seed_summaries:
         if not by_seed.get(summary["seed"]):
             by_seed[summary["seed"]] = [_attempt_from_history(summary["seed"], h) for h in summary.get("history", [])]
-    attempts = []
-    for seed in sorted(by_seed):
-        attempts += _place_on_timeline(sorted(by_seed[seed], key=lambda a: a.round))
-    return attempts
+    return [a for seed in sorted(by_seed) for a in sorted(by_seed[seed], key=lambda a: a.round)]
 
 
 def _attempt_from_file(seed: int, path: Path) -> Attempt:
@@ -138,14 +134,6 @@ def _attempt_from_history(seed: int, entry: dict) -> Attempt:
         reason=str(entry.get("reason") or ""),
         wall_s=entry.get("wall_s"),
     )
-
-
-def _place_on_timeline(attempts: list[Attempt]) -> list[Attempt]:
-    elapsed = 0.0
-    for attempt in attempts:
-        attempt.start_s = elapsed
-        elapsed += attempt.wall_s or 0.0
-    return attempts
 
 
 def load_problem(run_dir: Path, name: str) -> Problem:

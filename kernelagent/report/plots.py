@@ -47,19 +47,18 @@ def attempt_timeline(attempts: list[Attempt], winner_label: str | None) -> Plot 
     if not attempts:
         return None
     seeds = sorted({a.seed for a in attempts})
-    span = max(a.start_s + (a.wall_s or 0.0) for a in attempts) or 1.0
+    bars = _timeline_bars(attempts)
+    span = max(start + width for start, width in bars.values())
     fig = _figure(9, 1.4 + 0.55 * len(seeds))
     ax = fig.add_subplot()
     for attempt in attempts:
-        # A verdict without wall_s (no code, or an old run) still gets a sliver so the round stays visible.
-        width = max(attempt.wall_s or 0.0, span * 0.01)
+        start, width = bars[attempt.label]
+        row = seeds.index(attempt.seed)
         is_winner = attempt.label == winner_label
-        ax.barh(seeds.index(attempt.seed), width, left=attempt.start_s, height=0.6,
-                color=verdict_colour(attempt.verdict_class),
+        ax.barh(row, width, left=start, height=0.6, color=verdict_colour(attempt.verdict_class),
                 edgecolor="black" if is_winner else "white", linewidth=2.0 if is_winner else 0.8)
         if width > span * 0.06:
-            ax.text(attempt.start_s + width / 2, seeds.index(attempt.seed), f"r{attempt.round}",
-                    ha="center", va="center", fontsize=8, color="white")
+            ax.text(start + width / 2, row, f"r{attempt.round}", ha="center", va="center", fontsize=8, color="white")
     ax.set_yticks(range(len(seeds)), [f"seed {s}" for s in seeds])
     ax.invert_yaxis()
     ax.set_xlabel("verification time, rounds in order (s)")
@@ -71,6 +70,21 @@ def attempt_timeline(attempts: list[Attempt], winner_label: str | None) -> Plot 
     ax.grid(axis="x", alpha=0.3)
     return Plot("Attempt timeline", "Attempt timeline: one bar per round and seed, coloured by verdict",
                 _to_data_uri(fig))
+
+
+def _timeline_bars(attempts: list[Attempt]) -> dict[str, tuple[float, float]]:
+    """(start, width) per attempt label: each seed's rounds laid end to end by cumulative wall_s."""
+    totals = dict.fromkeys((a.seed for a in attempts), 0.0)
+    for attempt in attempts:
+        totals[attempt.seed] += attempt.wall_s or 0.0
+    span = max(totals.values()) or 1.0
+    bars, elapsed = {}, dict.fromkeys(totals, 0.0)
+    for attempt in attempts:
+        # A verdict without wall_s (no code, or an old run) still gets a sliver so the round stays visible.
+        width = max(attempt.wall_s or 0.0, span * 0.015)
+        bars[attempt.label] = (elapsed[attempt.seed], width)
+        elapsed[attempt.seed] += width
+    return bars
 
 
 def candidate_speedups(timings: dict) -> Plot | None:
@@ -92,7 +106,7 @@ def candidate_speedups(timings: dict) -> Plot | None:
     ax.set_yticks(list(rows), [str(c.get("label", "?")) for c in candidates])
     ax.invert_yaxis()
     ax.set_xlabel("speedup (×, higher is better; dashed line = parity)")
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     ax.set_axisbelow(True)  # grid lines behind the bars, not across them
     ax.grid(axis="x", alpha=0.3)
     return Plot("Speedup per candidate", "Bar chart of each verified candidate's speedup", _to_data_uri(fig))

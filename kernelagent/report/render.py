@@ -6,6 +6,7 @@ import html
 import re
 import time
 from pathlib import Path
+from types import ModuleType
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -23,16 +24,21 @@ def write_reports(run_dir: Path) -> tuple[Path, Path]:
 
     run_dir = Path(run_dir)
     report = load_run(run_dir)
-    perf_figures = [plots.candidate_speedups(report.timings), plots.optimise_rounds(report.timings)] if report.timings else []
     context = _template_context(report)
     context["timeline"] = plots.attempt_timeline(report.attempts, report.winner_label)
-    context["perf_figures"] = [f for f in perf_figures if f is not None]
+    context["perf_figures"] = _performance_plots(plots, report.timings)
     context["verdict_colour"] = plots.verdict_colour
     env = _environment()
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     md_path.write_text(env.get_template("report.md.j2").render(context), encoding="utf-8")
     html_path.write_text(env.get_template("report.html.j2").render(context), encoding="utf-8")
     return md_path, html_path
+
+
+def _performance_plots(plots: ModuleType, timings: dict | None) -> list:
+    if not timings:
+        return []
+    return [p for p in (plots.candidate_speedups(timings), plots.optimise_rounds(timings)) if p is not None]
 
 
 def summarise(run_dir: Path) -> str:

@@ -100,6 +100,7 @@ def describe_error(err: BaseException, candidate: Path) -> dict:
     return {"kind": kind, "type": type(err).__name__, "message": str(err)[:2000], "traceback": _trim(err, candidate)}
 
 
+_OUT_OF_MEMORY = "can't allocate memory"  # torch's CPU allocator raises RuntimeError, not MemoryError
 _COMPILE_TIME_ERRORS = ("ValueError", "TypeError", "AssertionError", "NameError", "CompilationError")
 
 
@@ -112,7 +113,7 @@ def _classify(err: BaseException) -> str:
         return "syntax_error"
     if isinstance(err, InterfaceError) or isinstance(err.__cause__, InterfaceError):
         return "interface_error"
-    if isinstance(err, MemoryError) or "OutOfMemoryError" in names:
+    if isinstance(err, MemoryError) or "OutOfMemoryError" in names or _OUT_OF_MEMORY in str(err):
         return "resource_limit"
     if "CompilationError" in names or module.startswith("triton.compiler") or "CompileTimeAssertionFailure" in names:
         return "compile_error"
