@@ -44,12 +44,13 @@ def _print_event(event: str, data: dict) -> None:
 
 
 def _finish(result: dict) -> None:
-    run_dir = Path(result.get("kernel_path") or "").parent
+    run_dir = Path(result["run_dir"])
     if result["status"] == "passed":
         winner = result["winner"]
         typer.echo(f"PASSED: seed {winner['seed']} after {winner['rounds']} round(s). Kernel: {result['kernel_path']}")
+        typer.echo(f"Report: {run_dir / 'report.html'}")
         return
-    typer.echo(f"FAILED: no candidate passed. Details: {run_dir or 'runs/' + result['run_id']}/result.json")
+    typer.echo(f"FAILED: no candidate passed. Report: {run_dir / 'report.html'}; details: {run_dir / 'result.json'}")
     raise typer.Exit(NoKernelPassed.exit_code)
 
 

@@ -55,6 +55,19 @@ class RunContext:
     atol: float | None = field(default=None, metadata={"description": "Override the per-dtype absolute tolerance."})
     test_attempts: int = field(default=3, metadata={"description": "LLM-written test generations before giving up."})
     runs_dir: str = field(default="runs", metadata={"description": "Where run folders and checkpoints live."})
+    warm_workers: bool = field(
+        default=True, metadata={"description": "Verify in warm forked workers (False: a cold subprocess each time)."}
+    )
+    autotune: bool = field(default=True, metadata={"description": "Sweep the winner's tile/launch parameters (GPU)."})
+    optimise_rounds: int = field(
+        default=3, metadata={"description": "LLM optimisation rounds on the fastest verified kernel (GPU; 0: off)."}
+    )
+    optimise_patience: int = field(
+        default=2, metadata={"description": "Stop optimising after this many rounds without a gain."}
+    )
+    target_roofline: float = field(
+        default=0.9, metadata={"description": "Stop optimising once the kernel reaches this fraction of roofline."}
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -67,6 +80,8 @@ class RunContext:
             (self.request_timeout_s > 0, "--request-timeout must be positive"),
             (self.input_draws >= 1, "--draws must be at least 1"),
             (self.max_retries >= 0, "--max-retries must be 0 or more"),
+            (self.optimise_rounds >= 0, "--optimise-rounds must be 0 or more"),
+            (0 < self.target_roofline <= 1, "--target-roofline must be in (0, 1]"),
             (self.device in ("auto", "cuda", "cpu"), "--device must be auto, cuda or cpu"),
             (self.precision in ("spec", "bf16", "fp16"), "--precision must be spec, bf16 or fp16"),
             (all(isinstance(v, int) and v > 0 for v in self.sizes.values()), "--size values must be positive ints"),

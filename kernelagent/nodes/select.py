@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 
 from kernelagent.graph.state import RunState
 from kernelagent.nodes.common import run_context, store_of
+from kernelagent.report import write_reports
 from kernelagent.runs.store import write_json
 
 
@@ -23,6 +24,7 @@ def select(state: RunState, runtime: Runtime) -> dict:
         shutil.copy(winner["candidate_path"], store.path("kernel.py"))
     result = {
         "run_id": state["run_id"],
+        "run_dir": str(store.root),
         "problem": state["problem"]["name"],
         "mode": state["problem"]["mode"],
         "device": state["device"],
@@ -36,6 +38,7 @@ def select(state: RunState, runtime: Runtime) -> dict:
         "tokens": token_totals(store.path("llm")),
     }
     write_json(store.path("result.json"), result)
+    write_reports(store.root)
     store.update_meta(status=result["status"], winner=result["winner"])
     return {"result": result}
 

@@ -130,7 +130,7 @@ class _Class:
     methods: dict[str, ast.AST] = field(default_factory=dict)
     nn_attrs: set[str] = field(default_factory=set)  # self.X = nn.Linear(...)
     alias_attrs: dict[str, str] = field(default_factory=dict)  # self.act = F.relu
-    class_attrs: dict[str, str] = field(default_factory=dict)  # self.h = Helper(...)
+    class_attrs: dict[str, list[str]] = field(default_factory=dict)  # self.h = Helper(...): names it refers to
     tensor_attrs: set[str] = field(default_factory=lambda: {"weight", "bias"})
 
 
@@ -144,6 +144,7 @@ class _Facts:
         self.jit: set[str] = set()
         self.jit_nodes: set[int] = set()
         self.classes: dict[str, _Class] = {}
+        self.refs: dict[str, list[str]] = {}  # `ln = LayerNorm.apply`: module-level names referring to local code
         for node in ast.walk(tree):  # imports anywhere bind names (function-level imports included)
             if isinstance(node, ast.Import):
                 for a in node.names:
@@ -168,6 +169,8 @@ class _Facts:
                     self.jit.add(name)
                 elif (path := self.alias(value)) is not None:
                     self.aliases[name] = path  # `_act = torch.nn.functional.relu` is still torch.nn.functional.relu
+                else:
+                    self.refs[name] = [n.id for n in ast.walk(value) if isinstance(n, ast.Name) and n.id != name]
 
     def alias(self, value: ast.AST, cls: _Class | None = None) -> str | None:
         """What a binding stands for: its dotted path, or a PyTorch op wrapped inside it (partial(F.relu), [torch.relu],
@@ -239,7 +242,7 @@ class _Facts:
         if isinstance(value, ast.Call):
             path = self.resolve(value.func)
             if isinstance(value.func, ast.Name) and value.func.id in self.classes:
-                c.class_attrs[attr] = value.func.id
+                c.class_attrs[attr] = [value.func.id]
             elif path and path.startswith("torch.nn.") and path.split(".")[-1][:1].isupper() \
                     and path.split(".")[-1] not in ("Parameter", "ParameterList", "ParameterDict"):
                 c.nn_attrs.add(attr)
@@ -251,6 +254,8 @@ class _Facts:
             c.alias_attrs[attr] = path
         elif _is_self_attr(value) in c.nn_attrs:
             c.nn_attrs.add(attr)
+        else:  # self.fn = LayerNorm.apply / self.fn = helper
+            c.class_attrs[attr] = [n.id for n in ast.walk(value) if isinstance(n, ast.Name)]
 
 
 class _Forward:
@@ -314,7 +319,7 @@ class _Forward:
             if id(n) not in self.f.jit_nodes:
                 stack.extend(ast.iter_child_nodes(n))
 
-    def targets(self, e: ast.AST, k: int, called: bool):
+    def targets(self, e: ast.AST, k: int, called: bool, depth: int = 0):
         """Local functions/methods an expression refers to: (fn, cls, qualname, bound)."""
         cls = self.fns[k][1] if k in self.fns else None
         if isinstance(e, ast.Name):
@@ -323,14 +328,15 @@ class _Forward:
             if e.id in self.f.classes:  # instantiating runs __init__; any other method may be called later
                 c = self.f.classes[e.id]
                 return [(fn, c, f"{e.id}.{m}", True) for m, fn in c.methods.items() if called or m != "__init__"]
+            if e.id in self.f.refs and depth < 3:
+                return [t for n in self.f.refs[e.id] for t in self.targets(ast.Name(n), k, False, depth + 1)]
             return []
         if isinstance(e, ast.Attribute):
             if cls is not None and (a := _is_self_attr(e)) is not None:
                 if a in cls.methods:
                     return [(cls.methods[a], cls, f"{cls.node.name}.{a}", True)]
-                if a in cls.class_attrs:
-                    c = self.f.classes[cls.class_attrs[a]]
-                    return [(fn, c, f"{c.node.name}.{m}", True) for m, fn in c.methods.items() if m != "__init__"]
+                if a in cls.class_attrs and depth < 3:
+                    return [t for n in cls.class_attrs[a] for t in self.targets(ast.Name(n), k, False, depth + 1)]
             if e.attr != "__init__":
                 return [(fn, c, f"{c.node.name}.{e.attr}", True) for fn, c in self.by_method.get(e.attr, [])]
         return []
