@@ -80,6 +80,9 @@ def run(
     draws: Optional[int] = typer.Option(None, help="Independent random input draws per verification."),
     size: list[str] = typer.Option([], help="NAME=INT: override a size constant of the reference (repeatable)."),
     precision: Optional[str] = typer.Option(None, help="spec (default), bf16 or fp16: ask for a lower precision."),
+    rtol: Optional[float] = typer.Option(None, help="Override the per-dtype relative tolerance."),
+    atol: Optional[float] = typer.Option(None, help="Override the per-dtype absolute tolerance."),
+    allow_tf32: bool = typer.Option(False, "--allow-tf32", help="Accept TF32 matmuls for fp32 problems."),
     runs_dir: Optional[str] = typer.Option(None, help="Where run folders go (default runs/)."),
 ) -> None:
     """Generate, verify and select a Triton kernel for SPEC."""
@@ -89,7 +92,7 @@ def run(
             model=model, base_url=base_url, reasoning_effort=reasoning_effort, num_seeds=seeds,
             rounds_per_seed=rounds, stop_on_first_pass=not collect_all, device=device, verify_timeout_s=timeout,
             request_timeout_s=request_timeout, input_draws=draws, sizes=_parse_sizes(size) or None,
-            precision=precision, runs_dir=runs_dir,
+            precision=precision, runs_dir=runs_dir, rtol=rtol, atol=atol, allow_tf32=allow_tf32 or None,
         )
         typer.echo(f"kernelagent: {spec} with {ctx.model} at {ctx.base_url or 'api.openai.com'}, "
                    f"{ctx.num_seeds} seeds x {ctx.rounds_per_seed} rounds, device {ctx.device}")

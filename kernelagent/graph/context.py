@@ -53,6 +53,9 @@ class RunContext:
     )
     rtol: float | None = field(default=None, metadata={"description": "Override the per-dtype relative tolerance."})
     atol: float | None = field(default=None, metadata={"description": "Override the per-dtype absolute tolerance."})
+    allow_tf32: bool = field(
+        default=False, metadata={"description": "Accept TF32 matmuls for float32 problems (looser tolerance)."}
+    )
     test_attempts: int = field(default=3, metadata={"description": "LLM-written test generations before giving up."})
     runs_dir: str = field(default="runs", metadata={"description": "Where run folders and checkpoints live."})
     warm_workers: bool = field(

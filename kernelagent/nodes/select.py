@@ -34,7 +34,8 @@ def select(state: RunState, runtime: Runtime) -> dict:
         "seeds": [_summary(r) for r in results],
         "harness": {k: v for k, v in state["harness"].items() if k not in ("dir", "cache_dir")},
         "settings": {"model": ctx.model, "seeds": ctx.num_seeds, "rounds": ctx.rounds_per_seed,
-                     "stop_on_first_pass": ctx.stop_on_first_pass, "precision": ctx.precision},
+                     "stop_on_first_pass": ctx.stop_on_first_pass, "precision": ctx.precision,
+                     "rtol": ctx.rtol, "atol": ctx.atol, "allow_tf32": ctx.allow_tf32, "sizes": ctx.sizes},
         "tokens": token_totals(store.path("llm")),
     }
     write_json(store.path("result.json"), result)

@@ -48,6 +48,6 @@ def judge(state: SeedState, ctx, workdir: Path) -> dict:  # noqa: ANN001
     harness = state["harness"]
     if harness["mode"] == "reference":
         return verify_reference_candidate(
-            code, harness, workdir, timeout_s=ctx.verify_timeout_s, rtol=ctx.rtol, atol=ctx.atol
+            code, harness, workdir, timeout_s=ctx.verify_timeout_s, tf32=ctx.allow_tf32, rtol=ctx.rtol, atol=ctx.atol
         )
     return verify_test_candidate(code, harness, workdir, timeout_s=ctx.verify_timeout_s)
