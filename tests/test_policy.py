@@ -3,7 +3,9 @@
 The corpus manifest says which layer must reject each adversarial candidate.  Here we check (a) the static policy
 on every entry, and (b) by actually running candidates under the Triton CPU interpreter, that honest candidates are
 correct and do no PyTorch compute at runtime, and that every "runtime layer" candidate really misbehaves the way the
-manifest says.  The runtime part uses a few subprocesses started together (one per group) to stay fast.
+manifest says, and that "runtime_guard" candidates compute correctly but with PyTorch ops on the forward path.
+All runtime checks share one interpreter subprocess (torch/triton imports dominate the cost), with a watchdog for the
+hang and an address-space cap for the 64 GiB allocation.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ for i, (cand, prob) in enumerate(json.loads(sys.argv[1])):
 
 
 def _limit_memory():  # runs in the child before exec: address-space cap so the 64 GiB allocation fails fast
-    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (16 << 30, 16 << 30))
 
 
 class _Group:
@@ -344,6 +346,50 @@ def test_module_level_configs_autotune_and_device_are_allowed():
 ])
 def test_hidden_torch_compute_is_flagged(body, extra, init):
     assert "torch_compute_in_forward" in _rules(_model(body, extra, init))
+
+
+AUTOGRAD = KERNEL + """
+
+class _Fn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w):
+        out = torch.empty_like(x)
+        n = x.numel()
+        k[(triton.cdiv(n, 256),)](x, out, n, BLOCK=min(256, n))
+        ctx.save_for_backward(x, w)
+        return out
+
+
+_apply = _Fn.apply
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return _apply(x, self.w)
+"""
+
+
+def test_autograd_function_indirection_is_followed():
+    # the tutorial pattern `layer_norm = LayerNorm.apply`: its forward is on the forward path
+    assert check_policy(AUTOGRAD) == []
+    cheat = AUTOGRAD.replace("ctx.save_for_backward(x, w)", "out = x * w.sum()")
+    assert _rules(cheat) == {"torch_compute_in_forward"}
+
+
+def test_aliased_imports_and_shadowed_builtins():
+    aliased = KERNEL.replace("import triton\n", "import triton as tr\n").replace("@triton.jit", "@tr.jit").replace(
+        "import triton.language as tl", "from triton import language as tl")
+    aliased += "\ndef kernel_function(x):\n    out = torch.empty_like(x)\n    k[(1,)](x, out, 1, BLOCK=8)\n    return out\n"
+    assert check_policy(aliased, entry="kernel_function") == []
+    assert "torch_compute_in_forward" in _rules(aliased.replace("return out", "return tr.language.sum(x) + x"),
+                                                entry="kernel_function")
+    # a module-level call that looks like a builtin but is candidate code runs at import
+    assert "early_exit" in _rules(KERNEL + "\ndef int(v):\n    return v\n\nN = int(3)\n")
+    assert "early_exit" not in _rules(KERNEL + "\nN = int(3)\nCFG = [triton.Config({'BLOCK': b}) for b in (64, 128)]\n")
 
 
 def test_torch_in_init_and_unreachable_helpers_is_not_flagged():

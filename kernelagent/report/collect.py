@@ -92,7 +92,7 @@ def load_run(run_dir: Path) -> RunReport:
         winner=winner,
         winner_label=_winner_label(winner),
         kernel_code=_kernel_code(run_dir, winner),
-        timings=result.get("timings") or None,
+        timings=_timed(result.get("timings")),
         started=_started_from_run_id(result.get("run_id") or run_dir.name),
         updated=_format_epoch(meta.get("updated")),
         harness_warnings=list((result.get("harness") or {}).get("warnings") or []),
@@ -212,3 +212,8 @@ def _read_json(path: Path) -> dict:
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _timed(timings: dict | None) -> dict | None:
+    """A timing section that only says why timing was skipped (CPU runs) is no timing at all."""
+    return None if not timings or "skipped" in timings else timings

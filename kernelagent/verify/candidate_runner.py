@@ -36,6 +36,7 @@ def main(workdir: str) -> int:
         write(report)
         model = build_candidate(work, config)
         report["phase"] = "forward"
+        write(report)
         for k in range(config["draws"]):
             inputs = _load(work / f"inputs_{k}.pt", config["device"])
             launches_before = counter.launches

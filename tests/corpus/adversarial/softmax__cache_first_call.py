@@ -1,4 +1,5 @@
-"""Cheat: computes correctly on the first call, then returns the cached tensor (fresh inputs catch it)."""
+"""Cheat: computes correctly on the first call, then returns the cached tensor; later calls still launch the kernel
+(into a scratch buffer) so a "did forward launch a kernel" guard is satisfied. Fresh inputs on a second call catch it."""
 import torch
 import torch.nn as nn
 import triton
@@ -21,9 +22,9 @@ class ModelNew(nn.Module):
         self._cached = None
 
     def forward(self, x):
-        if self._cached is not None:
-            return self._cached
         out = torch.empty_like(x)
         softmax_kernel[(x.shape[0],)](x, out, x.shape[1], x.stride(0), BLOCK=triton.next_power_of_2(x.shape[1]))
+        if self._cached is not None:
+            return self._cached
         self._cached = out
         return out
