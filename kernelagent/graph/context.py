@@ -15,6 +15,7 @@ from kernelagent.llm.client import LLMSettings
 
 Device = Literal["auto", "cuda", "cpu"]
 Precision = Literal["spec", "bf16", "fp16"]
+Executor = Literal["local", "ray"]
 
 
 @dataclass(kw_only=True)
@@ -71,6 +72,36 @@ class RunContext:
     target_roofline: float = field(
         default=0.9, metadata={"description": "Stop optimising once the kernel reaches this fraction of roofline."}
     )
+    checkpoint_url: str | None = field(
+        default_factory=lambda: os.environ.get("KERNELAGENT_CHECKPOINT_URL") or None,
+        metadata={"description": "postgresql://... for a PostgreSQL saver; unset: runs_dir/checkpoints.sqlite "
+                                 "(env KERNELAGENT_CHECKPOINT_URL). Its password is never written to run.json."},
+    )
+    max_tokens: int | None = field(
+        default=None,
+        metadata={"description": "Stop (exit 5, resumable) before an LLM call would pass this many tokens."},
+    )
+    max_cost_usd: float | None = field(
+        default=None,
+        metadata={"description": "Stop (exit 5, resumable) before an LLM call would pass this cost (USD)."},
+    )
+    max_wall_s: float | None = field(
+        default=None, metadata={"description": "Stop (exit 5, resumable) once the run has used this many seconds."}
+    )
+    price_in_per_m: float = field(
+        default_factory=lambda: float(os.environ.get("KERNELAGENT_PRICE_IN") or 0),
+        metadata={"description": "USD per 1M input tokens (env KERNELAGENT_PRICE_IN); 0 with 0 out: cost unknown."},
+    )
+    price_out_per_m: float = field(
+        default_factory=lambda: float(os.environ.get("KERNELAGENT_PRICE_OUT") or 0),
+        metadata={"description": "USD per 1M output tokens (env KERNELAGENT_PRICE_OUT)."},
+    )
+    executor: Executor = field(
+        default="local", metadata={"description": "Where verification runs: local (in this process) or ray."}
+    )
+    ray_address: str | None = field(
+        default=None, metadata={"description": "For executor ray: auto, ray://host:port, or local (start one here)."}
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -88,6 +119,15 @@ class RunContext:
             (self.device in ("auto", "cuda", "cpu"), "--device must be auto, cuda or cpu"),
             (self.precision in ("spec", "bf16", "fp16"), "--precision must be spec, bf16 or fp16"),
             (all(isinstance(v, int) and v > 0 for v in self.sizes.values()), "--size values must be positive ints"),
+            (self.max_tokens is None or self.max_tokens > 0, "--max-tokens must be positive"),
+            (self.max_cost_usd is None or self.max_cost_usd > 0, "--max-cost must be positive"),
+            (self.max_wall_s is None or self.max_wall_s > 0, "--max-wall must be positive"),
+            (self.price_in_per_m >= 0 and self.price_out_per_m >= 0, "--price-in/--price-out must be 0 or more"),
+            (self.max_cost_usd is None or self.price_in_per_m + self.price_out_per_m > 0,
+             "--max-cost needs prices: set --price-in/--price-out (USD per 1M tokens)"),
+            (self.executor in ("local", "ray"), "--executor must be local or ray"),
+            (self.checkpoint_url is None or self.checkpoint_url.startswith(("postgresql://", "postgres://")),
+             "--checkpoint-url must be a postgresql://... connection string"),
         ]
         for ok, message in checks:
             if not ok:

@@ -27,3 +27,26 @@ def route_after_verify(state: SeedState) -> Literal["refine", "finish_seed"]:
     if state["round"] + 1 >= state["rounds_budget"]:
         return "finish_seed"
     return "refine"
+
+
+def route_after_benchmark(state: RunState) -> Literal["autotune", "select"]:
+    """Tuning needs timings: on CPU, or with nothing verified, go straight to select."""
+    return "select" if "skipped" in state.get("timing", {"skipped": ""}) else "autotune"
+
+
+def route_after_tuning(state: RunState) -> Literal["optimise", "select"]:
+    """Another LLM optimisation round while rounds remain, gains keep coming, and the roofline target is not met."""
+    budget = state["perf_budget"]
+    history = state.get("optimise_history", [])
+    if len(history) >= budget["optimise_rounds"]:
+        return "select"
+    recent = history[-budget["patience"]:] if budget["patience"] else []
+    if len(recent) == budget["patience"] and recent and not any(h["accepted"] for h in recent):
+        return "select"
+    timed = [c for c in state["timing"].get("candidates", []) if "ms" in c]
+    if not timed:
+        return "select"
+    best = min(timed, key=lambda c: c["ms"])
+    if (best.get("roofline") or {}).get("fraction", 0.0) >= budget["target_roofline"]:
+        return "select"
+    return "optimise"

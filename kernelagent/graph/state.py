@@ -21,6 +21,9 @@ class RunState(TypedDict, total=False):
     harness: dict  # how candidates are judged: reference artifacts or the frozen, validated test
     seeds: list[dict]  # one per seed branch: {"seed": i, "candidate_path": ..., "verdict": ...}
     seed_results: Annotated[list[dict], operator.add]  # each branch adds its summary
+    perf_budget: dict  # optimise_rounds, patience, target_roofline: fixed when the run starts
+    timing: dict  # reference and candidate timings, roofline ceilings, autotune summary; {"skipped": why} on CPU
+    optimise_history: list[dict]  # one entry per LLM optimisation round
     result: dict  # what select decided; also written to result.json
 
 

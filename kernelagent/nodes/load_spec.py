@@ -32,6 +32,11 @@ def load_spec(state: RunState, runtime: Runtime) -> dict:
         "problem": problem.to_dict(),
         "device": device,
         "rounds_budget": ctx.rounds_per_seed,
+        "perf_budget": {
+            "optimise_rounds": ctx.optimise_rounds,
+            "patience": ctx.optimise_patience,
+            "target_roofline": ctx.target_roofline,
+        },
     }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from kernelagent.graph.state import RunState
+from kernelagent.nodes.benchmark import fastest
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.report import write_reports
 from kernelagent.runs.store import write_json
@@ -20,8 +21,11 @@ def select(state: RunState, runtime: Runtime) -> dict:
     results = sorted(state.get("seed_results", []), key=lambda r: r["seed"])
     passing = [r for r in results if r["passed"]]
     winner = min(passing, key=ranking_key) if passing else None
-    if winner:
-        shutil.copy(winner["candidate_path"], store.path("kernel.py"))
+    timing = state.get("timing") or {"skipped": "not benchmarked"}
+    fastest_timed = fastest(timing.get("candidates", []))
+    kernel_source = fastest_timed["path"] if fastest_timed else (winner or {}).get("candidate_path")
+    if kernel_source:
+        shutil.copy(kernel_source, store.path("kernel.py"))
     result = {
         "run_id": state["run_id"],
         "run_dir": str(store.root),
@@ -30,6 +34,8 @@ def select(state: RunState, runtime: Runtime) -> dict:
         "device": state["device"],
         "status": "passed" if winner else "failed",
         "winner": _summary(winner) if winner else None,
+        "kernel_from": fastest_timed["label"] if fastest_timed else (winner and f"seed{winner['seed']}"),
+        "timings": report_timings(timing, state.get("optimise_history", [])),
         "kernel_path": str(store.path("kernel.py")) if winner else None,
         "seeds": [_summary(r) for r in results],
         "harness": {k: v for k, v in state["harness"].items() if k not in ("dir", "cache_dir")},
@@ -45,8 +51,41 @@ def select(state: RunState, runtime: Runtime) -> dict:
 
 
 def ranking_key(seed_result: dict) -> tuple:
-    """Fewest rounds first, then lowest seed: deterministic. (Timed runs rank by speed: the benchmark step.)"""
+    """Untimed runs (CPU): fewest rounds first, then lowest seed. Timed runs keep the fastest kernel instead."""
     return (seed_result["rounds"], seed_result["seed"])
+
+
+def report_timings(timing: dict, optimise_history: list[dict]) -> dict:
+    """The timing section of result.json: every timed candidate, the stages, and the best."""
+    if "skipped" in timing:
+        return {"skipped": timing["skipped"]}
+    reference = timing["reference"]
+    rows = [
+        {
+            "label": c["label"],
+            "ms": c.get("ms"),
+            "speedup_vs_eager": c.get("speedup_vs_eager"),
+            "speedup_vs_compile": c.get("speedup_vs_compile"),
+            "roofline_fraction": (c.get("roofline") or {}).get("fraction"),
+            "error": c.get("error"),
+        }
+        for c in timing["candidates"]
+    ]
+    best = fastest(timing["candidates"])
+    return {
+        "eager_ms": reference.get("eager_ms"),
+        "compile_ms": reference.get("compile_ms"),
+        "gpu": reference.get("gpu"),
+        "ceilings": timing.get("ceilings"),
+        "candidates": rows,
+        "autotune": timing.get("autotune"),
+        "optimise_rounds": [
+            {k: h.get(k) for k in ("round", "ms", "speedup_vs_eager", "accepted", "outcome")} for h in optimise_history
+        ],
+        "best": {k: best.get(k) for k in ("label", "ms", "speedup_vs_eager", "speedup_vs_compile", "roofline")}
+        if best
+        else None,
+    }
 
 
 def _summary(seed_result: dict) -> dict:

@@ -1,0 +1,63 @@
+"""Node benchmark: time every verified candidate and the reference (eager and torch.compile) on the GPU.
+
+On CPU the node records that timing was skipped: interpreter times are not speed and are never reported as such.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from kernelagent.bench.roofline import ceilings, roofline
+from kernelagent.bench.timing import speedups, time_candidate, time_reference
+from kernelagent.graph.state import RunState
+from kernelagent.nodes.common import store_of
+from kernelagent.runs.store import read_json, write_json
+
+SKIPPED_ON_CPU = "timing needs a CUDA GPU; interpreter times are not speed"
+
+
+def benchmark(state: RunState, runtime: Runtime) -> dict:
+    passing = [r for r in state.get("seed_results", []) if r["passed"]]
+    if state["device"] != "cuda" or state["problem"]["mode"] != "reference":
+        reason = SKIPPED_ON_CPU if state["device"] != "cuda" else "timing needs a PyTorch reference to compare with"
+        return {"timing": {"skipped": reason}}
+    if not passing:
+        return {"timing": {"skipped": "no verified candidate to time"}}
+    store = store_of(state)
+    harness = state["harness"]
+    reference = cached(store.path("timing", "reference.json"), lambda: time_reference(harness, store.path("timing", "reference")))
+    limits = cached(store.path("timing", "ceilings.json"), ceilings)
+    candidates = []
+    for result in sorted(passing, key=lambda r: r["seed"]):
+        label = f"seed{result['seed']}/round{result['rounds'] - 1}"
+        candidates.append(measure(store, label, result["candidate_path"], harness, reference, limits))
+    return {"timing": {"reference": reference, "ceilings": limits, "candidates": candidates}}
+
+
+def measure(store, label: str, code_path: str, harness: dict, reference: dict, limits: dict) -> dict:  # noqa: ANN001
+    """One candidate's median time, speedups and roofline position; stored so a resumed run does not re-time."""
+    slug = label.replace("/", "_")
+
+    def run() -> dict:
+        timed = time_candidate(Path(code_path).read_text(), harness, store.path("timing", slug))
+        if "ms" not in timed:
+            return {"label": label, "path": code_path, "error": timed.get("error") or timed.get("skipped")}
+        position = roofline(timed["ms"], reference["bytes"], reference["flops"], limits, reference["dtype"])
+        return {"label": label, "path": code_path, **timed, **speedups(timed["ms"], reference), "roofline": position}
+
+    return cached(store.path("timing", f"{slug}.json"), run)
+
+
+def cached(path: Path, compute) -> dict:  # noqa: ANN001
+    value = read_json(path)
+    if value is None:
+        value = compute()
+        write_json(path, value)
+    return value
+
+
+def fastest(candidates: list[dict]) -> dict | None:
+    timed = [c for c in candidates if "ms" in c]
+    return min(timed, key=lambda c: c["ms"]) if timed else None
