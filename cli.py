@@ -18,6 +18,45 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Spec in, ver
 
 SeedsOpt = typer.Option(None, "--seeds", help="Independent attempts in parallel (default 4).")
 RoundsOpt = typer.Option(None, "--rounds", help="Verify/refine rounds per seed (default 8).")
+# Checkpoint, budget and executor options, shared by run, resume and bench.
+CheckpointUrlOpt = typer.Option(
+    None, "--checkpoint-url", envvar="KERNELAGENT_CHECKPOINT_URL",
+    help="postgresql://user@host:port/db for PostgreSQL checkpoints (default: SQLite in the runs folder).",
+)
+MaxTokensOpt = typer.Option(None, "--max-tokens", help="Stop (exit 5, resumable) before passing this many tokens.")
+MaxCostOpt = typer.Option(None, "--max-cost", help="Stop (exit 5, resumable) before passing this cost in USD.")
+MaxWallOpt = typer.Option(None, "--max-wall", help="Stop (exit 5, resumable) after this many seconds (all sessions).")
+PriceInOpt = typer.Option(None, "--price-in", help="USD per 1M input tokens (env KERNELAGENT_PRICE_IN).")
+PriceOutOpt = typer.Option(None, "--price-out", help="USD per 1M output tokens (env KERNELAGENT_PRICE_OUT).")
+ExecutorOpt = typer.Option(None, "--executor", help="Where verification runs: local (default) or ray.")
+RayAddressOpt = typer.Option(None, "--ray-address", help="For --executor ray: auto, ray://host:10001 or local.")
+# bench's own options.
+BenchFolderArg = typer.Argument(None, help="A folder of .md specs or KernelBench .py files (level1/, level2/...).")
+BenchResumeOpt = typer.Option(None, "--resume", help="Continue the suite SUITE_ID (finished problems are kept).")
+BenchFilterOpt = typer.Option(None, "--filter", help="Only problems whose path contains this.")
+BenchLevelOpt = typer.Option(None, "--level", help="Only KernelBench level N (folder levelN/).")
+BenchLimitOpt = typer.Option(None, "--limit", help="At most this many problems (in natural order).")
+BenchParallelOpt = typer.Option(2, "--parallel", help="Problems run at once (each its own run).")
+BenchSuiteIdOpt = typer.Option(None, "--suite-id", help="Name of a new suite (default: time + folder name).")
+BenchRunsDirOpt = typer.Option("runs", "--runs-dir", help="Suites go to RUNS_DIR/suites/<suite_id>/.")
+BenchModelOpt = typer.Option(None, "--model", help="Model name (env KERNELAGENT_MODEL).")
+BenchBaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (env OPENAI_BASE_URL).")
+BenchDeviceOpt = typer.Option(None, "--device", help="auto (default), cuda or cpu (Triton interpreter).")
+BenchTimeoutOpt = typer.Option(None, "--timeout", help="Seconds allowed for one candidate's verification.")
+BenchRequestTimeoutOpt = typer.Option(None, "--request-timeout", help="Seconds allowed for one LLM request.")
+BenchDrawsOpt = typer.Option(None, "--draws", help="Independent random input draws per verification.")
+BenchSizeOpt = typer.Option([], "--size", help="NAME=INT: override a size constant of every reference.")
+
+
+def _scale_options(  # noqa: ANN001 - plain option values
+    checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address
+) -> dict:
+    """Context fields of the checkpoint, budget and executor options that were given (None: not given)."""
+    given = {
+        "checkpoint_url": checkpoint_url, "max_tokens": max_tokens, "max_cost_usd": max_cost, "max_wall_s": max_wall,
+        "price_in_per_m": price_in, "price_out_per_m": price_out, "executor": executor, "ray_address": ray_address,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _parse_sizes(sizes: list[str]) -> dict[str, int]:
@@ -83,9 +122,21 @@ def run(
     rtol: Optional[float] = typer.Option(None, help="Override the per-dtype relative tolerance."),
     atol: Optional[float] = typer.Option(None, help="Override the per-dtype absolute tolerance."),
     allow_tf32: bool = typer.Option(False, "--allow-tf32", help="Accept TF32 matmuls for fp32 problems."),
+    autotune: Optional[bool] = typer.Option(None, "--autotune/--no-autotune", help="Sweep tile parameters (GPU)."),
+    optimise_rounds: Optional[int] = typer.Option(None, help="LLM optimisation rounds after verification (GPU, 3)."),
+    target_roofline: Optional[float] = typer.Option(None, help="Stop optimising at this roofline fraction (0.9)."),
     runs_dir: Optional[str] = typer.Option(None, help="Where run folders go (default runs/)."),
+    checkpoint_url: str | None = CheckpointUrlOpt,
+    max_tokens: int | None = MaxTokensOpt,
+    max_cost: float | None = MaxCostOpt,
+    max_wall: float | None = MaxWallOpt,
+    price_in: float | None = PriceInOpt,
+    price_out: float | None = PriceOutOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Generate, verify and select a Triton kernel for SPEC."""
+    scale = _scale_options(checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address)
 
     def go() -> None:
         ctx = _context(
@@ -93,6 +144,7 @@ def run(
             rounds_per_seed=rounds, stop_on_first_pass=not collect_all, device=device, verify_timeout_s=timeout,
             request_timeout_s=request_timeout, input_draws=draws, sizes=_parse_sizes(size) or None,
             precision=precision, runs_dir=runs_dir, rtol=rtol, atol=atol, allow_tf32=allow_tf32 or None,
+            **scale,
         )
         typer.echo(f"kernelagent: {spec} with {ctx.model} at {ctx.base_url or 'api.openai.com'}, "
                    f"{ctx.num_seeds} seeds x {ctx.rounds_per_seed} rounds, device {ctx.device}")
@@ -107,9 +159,20 @@ def resume(
     runs_dir: str = typer.Option("runs", help="Where run folders are."),
     timeout: Optional[float] = typer.Option(None, help="A new verification timeout."),
     request_timeout: Optional[float] = typer.Option(None, help="A new LLM request timeout."),
+    checkpoint_url: str | None = CheckpointUrlOpt,
+    max_tokens: int | None = MaxTokensOpt,
+    max_cost: float | None = MaxCostOpt,
+    max_wall: float | None = MaxWallOpt,
+    price_in: float | None = PriceInOpt,
+    price_out: float | None = PriceOutOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Continue an interrupted run from its last checkpoint; finished work is not repeated."""
     overrides = {k: v for k, v in {"verify_timeout_s": timeout, "request_timeout_s": request_timeout}.items() if v}
+    overrides |= _scale_options(
+        checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address
+    )
     _guarded(lambda: _finish(runs.resume_run(run_id, runs_dir, overrides, on_event=_print_event)))
 
 
@@ -144,6 +207,80 @@ def show(run_id: str, runs_dir: str = typer.Option("runs", help="Where run folde
                 typer.echo(f"    round {h['round']}: {verdict}")
         if result.get("kernel_path"):
             typer.echo(f"  kernel: {result['kernel_path']}")
+
+
+@cli.command()
+def bench(
+    folder: Path | None = BenchFolderArg,
+    resume_suite: str | None = BenchResumeOpt,
+    filter_: str | None = BenchFilterOpt,
+    level: int | None = BenchLevelOpt,
+    limit: int | None = BenchLimitOpt,
+    parallel: int = BenchParallelOpt,
+    suite_id: str | None = BenchSuiteIdOpt,
+    runs_dir: str = BenchRunsDirOpt,
+    model: str | None = BenchModelOpt,
+    base_url: str | None = BenchBaseUrlOpt,
+    seeds: int | None = SeedsOpt,
+    rounds: int | None = RoundsOpt,
+    device: str | None = BenchDeviceOpt,
+    timeout: float | None = BenchTimeoutOpt,
+    request_timeout: float | None = BenchRequestTimeoutOpt,
+    draws: int | None = BenchDrawsOpt,
+    size: list[str] = BenchSizeOpt,
+    checkpoint_url: str | None = CheckpointUrlOpt,
+    max_tokens: int | None = MaxTokensOpt,
+    max_cost: float | None = MaxCostOpt,
+    max_wall: float | None = MaxWallOpt,
+    price_in: float | None = PriceInOpt,
+    price_out: float | None = PriceOutOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
+) -> None:
+    """Run every problem of FOLDER (a suite), several at once; `--resume SUITE_ID` continues an interrupted one.
+    Writes table.csv/.json/.md: verdicts, rounds, speedups, tokens, cost, wall time and KernelBench's fast_p."""
+    options = {
+        "model": model, "base_url": base_url, "num_seeds": seeds, "rounds_per_seed": rounds, "device": device,
+        "verify_timeout_s": timeout, "request_timeout_s": request_timeout, "input_draws": draws,
+        "sizes": _parse_sizes(size) or None,
+        **_scale_options(checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address),
+    }
+    given = {k: v for k, v in options.items() if v is not None}
+    filters = {"filter": filter_, "level": level, "limit": limit}
+    _guarded(lambda: _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters))
+
+
+def _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters) -> None:  # noqa: ANN001
+    from kernelagent import suite as suites
+
+    if resume_suite:
+        suite = suites.Suite.open(runs_dir, resume_suite)
+    elif folder is None:
+        raise UsageError("bench needs a FOLDER of problems, or --resume SUITE_ID")
+    else:
+        problems = suites.discover(folder, substring=filters["filter"], level=filters["level"], limit=filters["limit"])
+        suite = suites.Suite.create(
+            runs_dir, suite_id or suites.new_suite_id(folder), folder, problems, _context(**given), filters
+        )
+    count = len(suite.data()["problems"])
+    typer.echo(f"suite {suite.suite_id}: {count} problems, {parallel} at a time, in {suite.root}")
+    suites.run_suite(suite, parallel, overrides=given, on_event=_print_suite_event)
+    typer.echo((suite.root / "table.md").read_text())
+    typer.echo(f"tables: {suite.root / 'table.csv'} (and .json, .md)")
+    verdicts = {row["verdict"] for row in suite.rows()}
+    if "error" in verdicts:
+        typer.secho("some problems ended with an error (see suite.json); `bench --resume` retries them", fg="yellow")
+    if "stopped" in verdicts:
+        typer.secho(f"budget reached; continue with `bench --resume {suite.suite_id}` and higher limits", fg="yellow")
+        raise typer.Exit(5)
+
+
+def _print_suite_event(event: str, data: dict) -> None:
+    if event == "finished":
+        note = f" ({data['error'][:120]})" if data.get("error") else ""
+        typer.echo(f"  {data['key']}: {data['status']}{note}")
+    elif event == "skipped":
+        typer.echo(f"  {data['key']}: {data['status']} (already finished)")
 
 
 @cli.command()
