@@ -17,7 +17,7 @@ import torch
 
 from kernelagent.errors import ReferenceError_
 from kernelagent.runs.store import read_json, write_json
-from kernelagent.sandbox import SandboxLimits, SandboxResult, run_sandboxed
+from kernelagent.sandbox import SandboxLimits, SandboxResult, run_sandboxed, scrubbed_env
 from kernelagent.verify import verdict as V
 from kernelagent.verify.compare import compare_outputs
 from kernelagent.verify.policy import check_policy
@@ -27,11 +27,13 @@ DTYPE_OF_PRECISION = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def child_env(*, interpret: bool, cache_dir: Path) -> dict[str, str]:
-    """What a verification child may see: where we live, the shared Triton cache, and the interpreter switch."""
-    env = {"PYTHONPATH": str(PROJECT_ROOT), "TRITON_CACHE_DIR": str(cache_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    """What a verification child may see: the secret-free base environment (PATH, CUDA and library paths, which
+    Triton needs to build its launcher), plus where we live, the shared Triton cache, and the interpreter switch."""
+    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    extra = {"PYTHONPATH": pythonpath, "TRITON_CACHE_DIR": str(cache_dir), "PYTHONDONTWRITEBYTECODE": "1"}
     if interpret:
-        env["TRITON_INTERPRET"] = "1"
-    return env
+        extra["TRITON_INTERPRET"] = "1"
+    return scrubbed_env(extra)
 
 
 def sandbox_limits(device: str, timeout_s: float) -> SandboxLimits:
