@@ -10,8 +10,7 @@ from langgraph.runtime import Runtime
 from kernelagent.graph.state import SeedState
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.runs.store import read_json, write_json
-from kernelagent.verify.test_mode import verify_test_candidate
-from kernelagent.verify.verifier import verify_reference_candidate
+from kernelagent.executors import get_executor
 
 FIRST_PASS_MARKER = "first_pass.json"
 
@@ -44,10 +43,12 @@ def verify(state: SeedState, runtime: Runtime) -> dict:
 
 
 def judge(state: SeedState, ctx, workdir: Path) -> dict:  # noqa: ANN001
+    """Verification runs where the executor puts it: in-process sandboxes (local) or Ray workers (several hosts)."""
     code = Path(state["candidate_path"]).read_text()
     harness = state["harness"]
+    executor = get_executor(ctx)
     if harness["mode"] == "reference":
-        return verify_reference_candidate(
+        return executor.verify(
             code, harness, workdir, timeout_s=ctx.verify_timeout_s, tf32=ctx.allow_tf32, rtol=ctx.rtol, atol=ctx.atol
         )
-    return verify_test_candidate(code, harness, workdir, timeout_s=ctx.verify_timeout_s)
+    return executor.verify_test(code, harness, workdir, timeout_s=ctx.verify_timeout_s)
