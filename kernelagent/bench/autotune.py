@@ -55,6 +55,19 @@ def label(assignment: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in assignment.items()) or "seed"
 
 
+def apply_label(code: str, config: str) -> str:
+    """Re-applies a recorded sweep label ("BLOCK_M=128,num_warps=4", or "seed") to the code it was found on."""
+    if config == "seed":
+        return code
+    params = _plan(code)
+    known = {p.key for p in params}
+    assignment = {k: int(v) for k, v in (item.split("=") for item in config.split(","))}
+    unknown = set(assignment) - known
+    if unknown:
+        raise KeyError(f"the code has no tunable parameter {sorted(unknown)}")
+    return render(code, params, assignment)
+
+
 def render(code: str, params: list[Param], assignment: dict[str, int]) -> str:
     """The code with each assigned parameter's literals replaced (or its keyword inserted); all else byte-identical."""
     edits: list[tuple[int, int, str]] = []
@@ -68,7 +81,7 @@ def render(code: str, params: list[Param], assignment: dict[str, int]) -> str:
             inserted.setdefault(offset, []).append(f"{keyword}={value}")
     raw = code.encode()
     for offset, keywords in inserted.items():
-        edits.append((offset, offset, _insertion(raw, offset, keywords)))
+        edits.append(_insertion(raw, offset, keywords))
     for start, end, text in sorted(edits, reverse=True):
         raw = raw[:start] + text.encode() + raw[end:]
     return raw.decode()
@@ -305,9 +318,11 @@ class _Finder:
 
 
 def _values(kind: str, current: int, dot: bool) -> list[int]:
+    if kind == "num_stages":
+        return sorted(set(SWEEP_LAUNCH[kind]) | {current}) if current > 0 else []
     if current <= 0 or current & (current - 1):
-        return []  # only powers of two are tile sizes; anything else is a problem constant
-    if kind in SWEEP_LAUNCH:
+        return []  # tiles and warp counts are powers of two; any other value is a problem constant
+    if kind == "num_warps":
         return sorted(set(SWEEP_LAUNCH[kind]) | {current})
     low = min(current, max(current // 4, 16 if dot else 1))
     high = min(current * 8, max(current, BLOCK_CAP))
@@ -432,15 +447,16 @@ def _line_starts(code: str) -> list[int]:
     return starts + [total]
 
 
-def _insertion(raw: bytes, offset: int, keywords: list[str]) -> str:
-    """Text for new keywords before a launch's closing parenthesis, respecting a trailing comma."""
-    before = raw[:offset].rstrip()
+def _insertion(raw: bytes, close: int, keywords: list[str]) -> tuple[int, int, str]:
+    """An edit adding keywords after a launch's last argument (before its ")"), keeping a trailing comma's style."""
+    before = raw[:close].rstrip()
+    at = len(before)
     joined = ", ".join(keywords)
     if before.endswith(b"("):
-        return joined
+        return at, at, joined
     if before.endswith(b","):
-        return f" {joined},"
-    return f", {joined}"
+        return at, at, f" {joined},"
+    return at, at, f", {joined}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -457,12 +473,14 @@ def autotune(
     rounds: int = 2,
     top_k: int = 3,
     timeout_s: float = 900,
+    min_gain: float = 0.01,
 ) -> dict:
     """Sweep the code's launch parameters; `verify(code)` returns a verdict dict (or bool) for a variant.
 
     Returns {"code", "label", "ms", "seed_ms", "improved", "trials": [...], "verified": [...]} where ms figures are
     the sweep's own measurements (re-time the winner in a fresh process for the number you report), or
     {"skipped": ...} on CPU. The seed is the first timed entry of round one, so it shares the variants' process.
+    A variant must beat the seed's median by min_gain (a fraction) to replace it: smaller gains are noise.
     """
     from kernelagent.bench.timing import time_candidates
 
@@ -498,12 +516,14 @@ def autotune(
         if best is None:
             break
         plan = neighbours(params, assignments[best], max(4, max_variants // 2))
-    return _choose(code, params, trials, assignments, verify, top_k)
+    return _choose(code, params, trials, assignments, verify, top_k, min_gain)
 
 
-def _choose(code, params, trials, assignments, verify, top_k) -> dict:  # noqa: ANN001
-    ranked = sorted((t for t in trials.values() if "ms" in t), key=lambda t: t["ms"])
+def _choose(code, params, trials, assignments, verify, top_k, min_gain) -> dict:  # noqa: ANN001
     seed_ms = trials.get("seed", {}).get("ms")
+    bar = seed_ms * (1 - min_gain) if seed_ms else float("inf")
+    ranked = sorted((t for t in trials.values() if "ms" in t and (t["label"] == "seed" or t["ms"] <= bar)),
+                    key=lambda t: t["ms"])
     verified = []
     winner = trials.get("seed", {"label": "seed"})
     for trial in ranked[:top_k]:

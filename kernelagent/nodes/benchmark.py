@@ -27,7 +27,11 @@ def benchmark(state: RunState, runtime: Runtime) -> dict:
         return {"timing": {"skipped": "no verified candidate to time"}}
     store = store_of(state)
     harness = state["harness"]
-    reference = cached(store.path("timing", "reference.json"), lambda: time_reference(harness, store.path("timing", "reference")))
+    reference = cached(
+        store.path("timing", "reference.json"), lambda: time_reference(harness, store.path("timing", "reference"))
+    )
+    if "eager_ms" not in reference:
+        return {"timing": {"skipped": f"the reference could not be timed: {reference.get('error', 'unknown error')}"}}
     limits = cached(store.path("timing", "ceilings.json"), ceilings)
     candidates = []
     for result in sorted(passing, key=lambda r: r["seed"]):
