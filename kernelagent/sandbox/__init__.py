@@ -7,5 +7,16 @@ from kernelagent.sandbox.runner import (
     run_sandboxed,
     scrubbed_env,
 )
+from kernelagent.sandbox.warm import WarmPool, WarmPoolError, run_sandboxed_warm, shared_pool
 
-__all__ = ["SandboxLimits", "SandboxResult", "apply_limits_in_child", "run_sandboxed", "scrubbed_env"]
+__all__ = [
+    "SandboxLimits",
+    "SandboxResult",
+    "WarmPool",
+    "WarmPoolError",
+    "apply_limits_in_child",
+    "run_sandboxed",
+    "run_sandboxed_warm",
+    "scrubbed_env",
+    "shared_pool",
+]
