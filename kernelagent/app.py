@@ -3,41 +3,40 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from langgraph.checkpoint.sqlite import SqliteSaver
-
+from kernelagent import budget
+from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, stored_context  # noqa: F401 - CHECKPOINT_DB re-exported
 from kernelagent.errors import KernelAgentError, RunNotFound
 from kernelagent.graph.builder import build_graph
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.store import RunStore, list_runs, new_run_id
 from kernelagent.spec import load_problem
 
-CHECKPOINT_DB = "checkpoints.sqlite"
-
 ProgressCallback = Callable[[str, dict], None]
 
 
 @contextmanager
-def checkpointed_graph(runs_dir: str | Path) -> Iterator:
-    """The graph compiled with the SQLite saver: state is checkpointed after every step; the run id is the thread."""
-    Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(Path(runs_dir) / CHECKPOINT_DB, check_same_thread=False)
-    try:
-        yield build_graph(checkpointer=SqliteSaver(conn))
-    finally:
-        conn.close()
+def checkpointed_graph(runs_dir: str | Path, checkpoint_url: str | None = None) -> Iterator:
+    """The graph compiled with a saver (SQLite in runs_dir, or PostgreSQL): state is checkpointed after every step;
+    the run id is the thread."""
+    with open_saver(checkpoint_url, runs_dir) as saver:
+        yield build_graph(checkpointer=saver)
 
 
-def start_run(spec_path: str, ctx: RunContext, on_event: ProgressCallback | None = None) -> dict:
+def start_run(
+    spec_path: str, ctx: RunContext, on_event: ProgressCallback | None = None, run_id: str | None = None
+) -> dict:
+    """`run_id` may be chosen by the caller (a suite records it before the run starts, to resume it later)."""
     problem = load_problem(spec_path)  # fail fast, before a run folder exists, on a malformed spec
-    run_id = new_run_id(problem.name)
+    run_id = run_id or new_run_id(problem.name)
     store = RunStore.at(ctx.runs_dir, run_id)
     store.root.mkdir(parents=True)
-    store.update_meta(spec=str(Path(spec_path).resolve()), context=ctx.to_dict(), status="running", pid=os.getpid())
+    store.update_meta(
+        spec=str(Path(spec_path).resolve()), context=stored_context(ctx.to_dict()), status="running", pid=os.getpid()
+    )
     inputs = {"spec_path": str(Path(spec_path).resolve()), "run_id": run_id}
     return _drive(run_id, inputs, ctx, store, on_event)
 
@@ -48,16 +47,24 @@ def resume_run(run_id: str, runs_dir: str, overrides: dict | None = None, on_eve
     if not meta:
         raise RunNotFound(f"no run {run_id!r} under {runs_dir}/ (see `python cli.py runs`)")
     ctx = RunContext.from_dict(meta["context"] | (overrides or {}))
-    store.update_meta(status="running", pid=os.getpid(), context=ctx.to_dict())
+    store.update_meta(status="running", pid=os.getpid(), context=stored_context(ctx.to_dict()))
     # Killed before the first checkpoint: nothing to resume from, so start the same run from its input.
     restart_input = {"spec_path": meta["spec"], "run_id": run_id}
     return _drive(run_id, None, ctx, store, on_event, restart_input)
 
 
 def _drive(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  # noqa: ANN001
+    budget.open_session(store)
+    try:
+        return budget.annotate_result(store, _stream(run_id, inputs, ctx, store, on_event, restart_input))
+    finally:
+        budget.close_session(store)  # wall time adds up over sessions, whatever stopped this one
+
+
+def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  # noqa: ANN001
     config = {"configurable": {"thread_id": run_id}, "max_concurrency": max(4, ctx.num_seeds)}
     try:
-        with checkpointed_graph(ctx.runs_dir) as graph:
+        with checkpointed_graph(ctx.runs_dir, ctx.checkpoint_url) as graph:
             if inputs is None:
                 saved = graph.get_state(config)
                 if not saved.next and saved.values.get("result"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kernelagent import budget
 from kernelagent.llm.client import LLMSettings, ask
 from kernelagent.runs.store import RunStore
 
@@ -13,11 +14,14 @@ def ask_recorded(
     stored = store.llm_reply(task)
     if stored is not None:
         return stored
-    reply = ask(settings, system, user, meta)
-    store.record_llm(
-        task,
-        f"# system\n{system}\n\n# user\n{user}",
-        reply.text,
-        {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens, "model": settings.model},
-    )
+    # The budget check comes before the call; the reservation holds until the usage is on disk, so concurrent seeds
+    # see each other's calls and never pass a limit together.
+    with budget.reserve(store, task, system + user):
+        reply = ask(settings, system, user, meta)
+        store.record_llm(
+            task,
+            f"# system\n{system}\n\n# user\n{user}",
+            reply.text,
+            {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens, "model": settings.model},
+        )
     return reply.text

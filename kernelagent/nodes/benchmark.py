@@ -47,9 +47,10 @@ def measure(store, label: str, code_path: str, harness: dict, reference: dict, l
     def run() -> dict:
         timed = time_candidate(Path(code_path).read_text(), harness, store.path("timing", slug))
         if "ms" not in timed:
-            return {"label": label, "path": code_path, "error": timed.get("error") or timed.get("skipped")}
+            return {"error": timed.get("error") or timed.get("skipped"), "label": label, "path": code_path}
         position = roofline(timed["ms"], reference["bytes"], reference["flops"], limits, reference["dtype"])
-        return {"label": label, "path": code_path, **timed, **speedups(timed["ms"], reference), "roofline": position}
+        # Our label and path win over the timing child's own names for the file it timed.
+        return {**timed, **speedups(timed["ms"], reference), "roofline": position, "label": label, "path": code_path}
 
     return cached(store.path("timing", f"{slug}.json"), run)
 

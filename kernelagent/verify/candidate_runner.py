@@ -86,10 +86,19 @@ def build_candidate(work: Path, config: dict):  # noqa: ANN201
         model.load_state_dict(init["state_dict"], strict=True)
     except Exception as err:
         raise InterfaceError(f"Model's state_dict does not load into ModelNew: {err}") from err
+    cap_gpu_memory(config)
     model = model.to(config["device"]).eval()
     if config.get("dtype"):
         model = model.to(getattr(torch, config["dtype"]))
     return model
+
+
+def cap_gpu_memory(config: dict) -> None:
+    import torch
+
+    if config["device"] == "cuda" and config.get("gpu_memory_bytes"):
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, config["gpu_memory_bytes"] / total))
 
 
 class InterfaceError(Exception):
@@ -118,10 +127,18 @@ def _classify(err: BaseException) -> str:
         return "resource_limit"
     if "CompilationError" in names or module.startswith("triton.compiler") or "CompileTimeAssertionFailure" in names:
         return "compile_error"
+    if _raised_in_triton_compiler(err):
+        return "compile_error"
     # The interpreter wraps what the GPU compiler would reject (tl semantics errors) in InterpreterError.
     if "InterpreterError" in names and str(err).startswith(_COMPILE_TIME_ERRORS):
         return "compile_error"
     return "runtime_error"
+
+
+def _raised_in_triton_compiler(err: BaseException) -> bool:
+    """Triton's code generator raises plain RuntimeError/ValueError for code it cannot compile."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and any("/triton/compiler/" in f.filename for f in frames[-4:])
 
 
 def _trim(err: BaseException, candidate: Path) -> str:

@@ -68,6 +68,7 @@ def build_reference_artifacts(config: dict, out: Path) -> dict:
         draws.append({"inputs": _describe(inputs), "outputs": _describe(expected)})
     return {
         "device": device,
+        "peak_memory_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
         "seed": seed,
         "draws": draws,
         "sizes_overridden": overridden,

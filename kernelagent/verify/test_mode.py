@@ -19,7 +19,7 @@ from kernelagent.llm.extract import NoCodeInReply, extract_code
 from kernelagent.llm.recorded import ask_recorded
 from kernelagent.prompting import render
 from kernelagent.runs.store import RunStore, read_json
-from kernelagent.sandbox import run_sandboxed
+from kernelagent.sandbox import run_sandboxed_warm as run_sandboxed
 from kernelagent.verify import verdict as V
 from kernelagent.verify.verifier import child_env, sandbox_limits, static_checks
 

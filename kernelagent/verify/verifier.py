@@ -17,7 +17,7 @@ import torch
 
 from kernelagent.errors import ReferenceError_
 from kernelagent.runs.store import read_json, write_json
-from kernelagent.sandbox import SandboxLimits, SandboxResult, run_sandboxed, scrubbed_env
+from kernelagent.sandbox import SandboxLimits, SandboxResult, run_sandboxed, run_sandboxed_warm, scrubbed_env
 from kernelagent.verify import verdict as V
 from kernelagent.verify.compare import compare_outputs
 from kernelagent.verify.policy import check_policy
@@ -34,6 +34,11 @@ def child_env(*, interpret: bool, cache_dir: Path) -> dict[str, str]:
     if interpret:
         extra["TRITON_INTERPRET"] = "1"
     return scrubbed_env(extra)
+
+
+def sandbox_runner(harness: dict):  # noqa: ANN201 - run_sandboxed or its warm twin
+    """Warm forked workers by default (same isolation, no torch/triton import per candidate); cold on request."""
+    return run_sandboxed_warm if harness.get("warm", True) else run_sandboxed
 
 
 def sandbox_limits(device: str, timeout_s: float) -> SandboxLimits:
@@ -99,9 +104,18 @@ def prepare_reference(
         "dtype": DTYPE_OF_PRECISION.get(precision),
         "sizes_overridden": meta["sizes_overridden"],
         "warnings": meta["warnings"],
+        "gpu_memory_bytes": gpu_memory_cap(meta.get("peak_memory_bytes")),
         "inputs": meta["draws"][0]["inputs"],
         "outputs": meta["draws"][0]["outputs"],
     }
+
+
+def gpu_memory_cap(reference_peak_bytes: int | None) -> int | None:
+    """RLIMIT_AS cannot bound CUDA memory, so the candidate's allocator is capped instead: 4x the reference's peak,
+    at least 8 GiB. A kernel that needs more than that for a problem the reference solves is not a good kernel."""
+    if reference_peak_bytes is None:
+        return None
+    return max(8 * 1024**3, 4 * reference_peak_bytes)
 
 
 def verify_reference_candidate(
@@ -144,7 +158,7 @@ def static_checks(code: str, entry: str) -> V.Verdict | None:
 def _run_and_compare(code, harness, workdir, timeout_s, tf32, rtol, atol) -> V.Verdict:  # noqa: ANN001
     ref_dir = Path(harness["dir"])
     _stage_workdir(code, harness, ref_dir, workdir)
-    run = run_sandboxed(
+    run = sandbox_runner(harness)(
         [sys.executable, "-m", "kernelagent.verify.candidate_runner", str(workdir.resolve())],
         cwd=workdir,
         limits=sandbox_limits(harness["device"], timeout_s),
@@ -179,7 +193,13 @@ def _stage_workdir(code: str, harness: dict, ref_dir: Path, workdir: Path) -> No
         shutil.copy(ref_dir / f"inputs_{k}.pt", workdir / f"inputs_{k}.pt")
     write_json(
         workdir / "config.json",
-        {"draws": harness["draws"], "device": harness["device"], "entry": "ModelNew", "dtype": harness.get("dtype")},
+        {
+            "draws": harness["draws"],
+            "device": harness["device"],
+            "entry": "ModelNew",
+            "dtype": harness.get("dtype"),
+            "gpu_memory_bytes": harness.get("gpu_memory_bytes"),
+        },
     )
 
 

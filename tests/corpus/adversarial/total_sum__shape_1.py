@@ -13,6 +13,6 @@ def sum_kernel(x_ptr, acc_ptr, n, BLOCK: tl.constexpr):
 
 class ModelNew(nn.Module):
     def forward(self, x):
-        acc = torch.zeros(1, dtype=torch.float32)
+        acc = torch.zeros(1, device=x.device, dtype=torch.float32)
         sum_kernel[(triton.cdiv(x.numel(), 1024),)](x, acc, x.numel(), BLOCK=1024)
         return acc
