@@ -264,7 +264,15 @@ def _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters) -
         )
     count = len(suite.data()["problems"])
     typer.echo(f"suite {suite.suite_id}: {count} problems, {parallel} at a time, in {suite.root}")
-    suites.run_suite(suite, parallel, overrides=given, on_event=_print_suite_event)
+    try:
+        suites.run_suite(suite, parallel, overrides=given, on_event=_print_suite_event)
+    except KeyboardInterrupt:
+        typer.secho(f"interrupted; continue with `python cli.py bench --resume {suite.suite_id}`", fg="yellow",
+                    err=True)
+        sys.stdout.flush()
+        # Runs in progress hold non-daemon threads that would keep the process alive until they finish; their state
+        # is checkpointed, so leave now, as a kill would.
+        os._exit(130)
     typer.echo((suite.root / "table.md").read_text())
     typer.echo(f"tables: {suite.root / 'table.csv'} (and .json, .md)")
     verdicts = {row["verdict"] for row in suite.rows()}

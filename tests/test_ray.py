@@ -12,6 +12,7 @@ import ray
 from conftest import ROOT
 
 from kernelagent.executors import get_executor
+from kernelagent.executors.ray_executor import RayTaskFailed
 from kernelagent.graph.context import RunContext
 from kernelagent.llm.extract import extract_code
 from kernelagent.llm.scripted_server import ScriptedLLMServer, load_script
@@ -64,6 +65,17 @@ def test_verifications_run_in_ray_workers_and_their_files_come_back(local_ray, t
     assert (tmp_path / "honest" / "candidate.py").read_text() == honest
     assert "exit=0" in (tmp_path / "honest" / "sandbox.log").read_text()
     assert executor.submit(os.getpid).result(timeout=60) != os.getpid()
+
+
+def test_a_task_that_fails_on_ray_is_a_clear_resumable_error(local_ray, tmp_path):
+    test_file = tmp_path / "frozen_test.py"
+    test_file.write_text("def test():\n    pass\n")
+    harness = {"mode": "test", "test_path": str(test_file), "sha256": "not-its-hash", "device": "cpu",
+               "cache_dir": str(tmp_path / "cache")}
+    code = extract_code((ROOT / "tests" / "replies" / "scaled_add_kernel.md").read_text(), "kernel_function")
+    future = get_executor(RunContext(executor="ray")).submit_verify_test(code, harness, tmp_path / "w", timeout_s=60)
+    with pytest.raises(RayTaskFailed, match="changed since it was validated"):
+        future.result(timeout=120)
 
 
 def test_pipeline_run_with_the_ray_executor(local_ray, tmp_path, monkeypatch):

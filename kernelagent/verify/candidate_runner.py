@@ -138,7 +138,12 @@ def _classify(err: BaseException) -> str:
 def _raised_in_triton_compiler(err: BaseException) -> bool:
     """Triton's code generator raises plain RuntimeError/ValueError for code it cannot compile."""
     frames = traceback.extract_tb(err.__traceback__)
-    return bool(frames) and any("/triton/compiler/" in f.filename for f in frames[-4:])
+    if not frames:
+        return False
+    last = frames[-1]
+    # jit.py's dependency finder walks the kernel's source before compiling and rejects what it cannot compile.
+    in_dependency_finder = last.filename.endswith("triton/runtime/jit.py") and last.name.startswith(("visit", "record"))
+    return in_dependency_finder or any("/triton/compiler/" in f.filename for f in frames[-4:])
 
 
 def _trim(err: BaseException, candidate: Path) -> str:
