@@ -7,10 +7,10 @@ from pathlib import Path
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
+from kernelagent.executors import get_executor
 from kernelagent.graph.state import SeedState
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.runs.store import read_json, write_json
-from kernelagent.executors import get_executor
 
 FIRST_PASS_MARKER = "first_pass.json"
 

@@ -35,7 +35,7 @@ def compare_outputs(
             False, "structure", f"forward returned {len(got_leaves)} outputs, the reference returns {len(expected_leaves)}"
         )
     stats: dict = {"max_abs_err": 0.0, "max_rel_err": 0.0}
-    for index, (g, e) in enumerate(zip(got_leaves, expected_leaves)):
+    for index, (g, e) in enumerate(zip(got_leaves, expected_leaves, strict=True)):
         result = _compare_leaf(g, e, index, tf32=tf32, rtol=rtol, atol=atol)
         if not result.ok:
             return result

@@ -157,10 +157,8 @@ def _run_candidate(code: str, harness: dict, workdir: Path, timeout_s: float) ->
         )
     if not report["test_passed"]:
         error = report.get("error") or "the test failed"
-        failure = V.COMPILE_ERROR if "CompilationError" in error else V.NUMERICAL_MISMATCH
-        if "Error" in error.strip().splitlines()[-1] and "AssertionError" not in error:
-            failure = V.COMPILE_ERROR if failure == V.COMPILE_ERROR else V.RUNTIME_ERROR
-        return V.failed(failure, error.strip().splitlines()[-1][:300], error[-2500:])
+        last_line = error.strip().splitlines()[-1]
+        return V.failed(_test_failure_class(error, last_line), last_line[:300], error[-2500:])
     if report["launches"] == 0:
         return V.failed(V.POLICY_VIOLATION, "kernel_function launched no Triton kernel", rule="runtime_no_triton_launch")
     # The test passed: check that it would have noticed a 1% error in this very output.
@@ -173,6 +171,15 @@ def _run_candidate(code: str, harness: dict, workdir: Path, timeout_s: float) ->
         calls=report["calls"],
         test_catches_1pct_error=sensitive,
     )
+
+
+def _test_failure_class(error: str, last_line: str) -> str:
+    """A failed assertion or a non-zero exit is the test saying 'wrong answer'; other exceptions are crashes."""
+    if "CompilationError" in error:
+        return V.COMPILE_ERROR
+    if last_line.startswith("AssertionError") or "exited with status" in last_line or "Error" not in last_line:
+        return V.NUMERICAL_MISMATCH
+    return V.RUNTIME_ERROR
 
 
 def _describe_run(run) -> str:  # noqa: ANN001

@@ -24,8 +24,8 @@ def main(workdir: str, nonce: str, perturb: bool) -> int:
         (work / "report.json").write_text(dumps(report, default=str))
 
     write()
-    from kernelagent.verify.runtime_guard import LaunchCounter, OpRecorder
     from kernelagent.verify.loading import load_module
+    from kernelagent.verify.runtime_guard import LaunchCounter, OpRecorder
 
     counter = LaunchCounter()
     counter.install()
