@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kernelagent.verify.loading import build_model, load_inputs, tensors_in
+
 FLUSH_BYTES = 256 * 1024**2  # at least twice the L2 of current GPUs (H100 50 MB, H200 60 MB)
 CRASH_EXIT = 3  # the CUDA context is unusable after this candidate: the parent restarts us for the rest
 
@@ -36,7 +38,7 @@ def main(workdir: str) -> int:
         return 0
     report["gpu"] = clock.name()
     report["torch"] = torch.__version__
-    inputs = _load_inputs(work / "inputs_0.pt", clock.device)
+    inputs = load_inputs(work / "inputs_0.pt", clock.device)
     if config["mode"] == "reference":
         try:
             report["reference"] = time_reference(work, config, inputs, clock)
@@ -215,14 +217,14 @@ def _traffic(model: object, inputs: list, outputs: object) -> dict:
     flops = int(counter.get_total_flops())
     source = "flop_counter"
     if flops == 0:  # elementwise and reductions: torch counts none; one op per input element is a lower bound
-        flops = sum(t.numel() for t in _tensors(inputs))
+        flops = sum(t.numel() for t in tensors_in(inputs))
         source = "numel_lower_bound"
     return {"bytes": moved, "flops": flops, "flops_source": source}
 
 
 def _nbytes(values: object) -> int:
     seen, total = set(), 0
-    for t in _tensors(values):
+    for t in tensors_in(values):
         key = (t.data_ptr(), t.numel(), t.dtype)
         if key not in seen:
             seen.add(key)
@@ -231,7 +233,7 @@ def _nbytes(values: object) -> int:
 
 
 def _dtype_of(inputs: list, outputs: object) -> str:
-    for t in _tensors(inputs) + _tensors(outputs):
+    for t in tensors_in(inputs) + tensors_in(outputs):
         if t.is_floating_point():
             return str(t.dtype).removeprefix("torch.")
     return "float32"
@@ -403,38 +405,14 @@ def _guarded_functions(clock: CudaClock | HostClock) -> dict[str, object]:
 
 
 def _build(entry: type, work: Path, config: dict, device: str):  # noqa: ANN202
-    """Same construction as the verifier: init inputs and seed from init.pt, strict state dict, device, dtype."""
+    """Same construction as the verifier (one shared function), from the harness's init.pt."""
     import torch
 
-    init = torch.load(work / "init.pt", weights_only=True)
-    torch.manual_seed(init["seed"])
-    model = entry(*init["init_inputs"])
-    model.load_state_dict(init["state_dict"], strict=True)
-    model = model.to(device).eval()
-    if config.get("dtype"):
-        model = model.to(getattr(torch, config["dtype"]))
-    return model
+    return build_model(entry, torch.load(work / "init.pt", weights_only=True), device, config.get("dtype"))
 
 
 def _bench_options(config: dict) -> dict:
     return {k: config[k] for k in ("warmup_ms", "rep_ms", "min_reps", "max_reps") if k in config}
-
-
-def _load_inputs(path: Path, device: str) -> list:
-    import torch
-
-    values = torch.load(path, weights_only=True)
-    return [v.to(device) if isinstance(v, torch.Tensor) else v for v in values]
-
-
-def _tensors(value: object) -> list:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    return []
 
 
 def _report_writer(path: Path) -> Callable[[dict], None]:

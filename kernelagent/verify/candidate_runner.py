@@ -15,6 +15,8 @@ import time
 import traceback
 from pathlib import Path
 
+from kernelagent.verify.loading import InterfaceError, build_model, load_inputs, load_module, tensors_in
+
 
 def main(workdir: str) -> int:
     work = Path(workdir)
@@ -38,7 +40,7 @@ def main(workdir: str) -> int:
         report["phase"] = "forward"
         write(report)
         for k in range(config["draws"]):
-            inputs = _load(work / f"inputs_{k}.pt", config["device"])
+            inputs = load_inputs(work / f"inputs_{k}.pt", config["device"])
             launches_before = counter.launches
             recorder = OpRecorder()
             t0 = time.perf_counter()
@@ -51,7 +53,7 @@ def main(workdir: str) -> int:
                 "wall_s": round(time.perf_counter() - t0, 4),
                 "launches": counter.launches - launches_before,
                 "compute_ops": sorted(set(recorder.compute_ops)),
-                "output_devices": sorted({str(t.device) for t in _tensors(result)}),
+                "output_devices": sorted({str(t.device) for t in tensors_in(result)}),
             }
             report["draws"].append(draw)
             tampered = changed_functions(guarded)
@@ -70,27 +72,13 @@ def main(workdir: str) -> int:
 def build_candidate(work: Path, config: dict):  # noqa: ANN201
     import torch
 
-    from kernelagent.verify.loading import load_module
-
     module = load_module(work / "candidate.py", "candidate")
     init = torch.load(work / "init.pt", weights_only=True)
     entry = getattr(module, config["entry"], None)
     if entry is None:
         raise InterfaceError(f"the module defines no {config['entry']}")
-    torch.manual_seed(init["seed"])
-    try:
-        model = entry(*init["init_inputs"])
-    except Exception as err:
-        raise InterfaceError(f"ModelNew(*get_init_inputs()) failed: {type(err).__name__}: {err}") from err
-    try:
-        model.load_state_dict(init["state_dict"], strict=True)
-    except Exception as err:
-        raise InterfaceError(f"Model's state_dict does not load into ModelNew: {err}") from err
     cap_gpu_memory(config)
-    model = model.to(config["device"]).eval()
-    if config.get("dtype"):
-        model = model.to(getattr(torch, config["dtype"]))
-    return model
+    return build_model(entry, init, config["device"], config.get("dtype"))
 
 
 def cap_gpu_memory(config: dict) -> None:
@@ -99,10 +87,6 @@ def cap_gpu_memory(config: dict) -> None:
     if config["device"] == "cuda" and config.get("gpu_memory_bytes"):
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, config["gpu_memory_bytes"] / total))
-
-
-class InterfaceError(Exception):
-    """ModelNew does not match Model's constructor, parameters or signature."""
 
 
 def describe_error(err: BaseException, candidate: Path) -> dict:
@@ -153,23 +137,6 @@ def _trim(err: BaseException, candidate: Path) -> str:
     lines = [f'  File "candidate.py", line {f.lineno}, in {f.name}\n    {f.line}' for f in own[-6:]]
     tail = "".join(traceback.format_exception_only(type(err), err)).strip()
     return ("\n".join(lines) + "\n" + tail).strip()[-3000:]
-
-
-def _load(path: Path, device: str) -> list:
-    import torch
-
-    values = torch.load(path, weights_only=True)
-    return [v.to(device) if isinstance(v, torch.Tensor) else v for v in values]
-
-
-def _tensors(value: object) -> list:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    return []
 
 
 def _to_cpu(value: object) -> object:

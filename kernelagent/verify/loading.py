@@ -19,6 +19,46 @@ def load_module(path: Path, name: str) -> ModuleType:
     return module
 
 
+class InterfaceError(Exception):
+    """ModelNew does not match Model's constructor, parameters or signature."""
+
+
+def build_model(entry: type, init: dict, device: str, dtype: str | None):  # noqa: ANN201 - an nn.Module
+    """ModelNew exactly as the verifier and the timer build it: the reference's init inputs and seed, its
+    state_dict loaded strictly, then device and dtype."""
+    import torch
+
+    torch.manual_seed(init["seed"])
+    try:
+        model = entry(*init["init_inputs"])
+    except Exception as err:
+        raise InterfaceError(f"ModelNew(*get_init_inputs()) failed: {type(err).__name__}: {err}") from err
+    try:
+        model.load_state_dict(init["state_dict"], strict=True)
+    except Exception as err:
+        raise InterfaceError(f"Model's state_dict does not load into ModelNew: {err}") from err
+    model = model.to(device).eval()
+    return model.to(getattr(torch, dtype)) if dtype else model
+
+
+def load_inputs(path: Path, device: str) -> list:
+    import torch
+
+    values = torch.load(path, weights_only=True)
+    return [v.to(device) if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def tensors_in(value: object) -> list:
+    """The tensors of a forward's result, however nested in lists and tuples."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    return []
+
+
 def pick_device(requested: str) -> str:
     import torch
 
