@@ -5,23 +5,42 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from kernelagent import app as runs
-from kernelagent.errors import KernelAgentError, NoKernelPassed, UsageError
+from kernelagent import config as settings
+from kernelagent.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    RESUMABLE_EXIT_CODES,
+    KernelAgentError,
+    NoKernelPassed,
+    UsageError,
+)
 from kernelagent.graph.context import RunContext
+from kernelagent.llm.client import endpoint, preflight
+from kernelagent.progress import Progress, choose_mode
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Spec in, verified Triton kernel out.")
 
+SpecArg = typer.Argument(..., help="Markdown spec or KernelBench problem .py file.")
+SizeOpt = typer.Option([], "--size", help="NAME=INT: override a size constant of the reference (repeatable).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Print only the final line (errors still go to stderr).")
+JsonLogsOpt = typer.Option(False, "--json-logs", help="One JSON object per event on stdout (for CI and scripts).")
 SeedsOpt = typer.Option(None, "--seeds", help="Independent attempts in parallel (default 4).")
 RoundsOpt = typer.Option(None, "--rounds", help="Verify/refine rounds per seed (default 8).")
 # Checkpoint, budget and executor options, shared by run, resume and bench.
 CheckpointUrlOpt = typer.Option(
     None, "--checkpoint-url", envvar="KERNELAGENT_CHECKPOINT_URL",
     help="postgresql://user@host:port/db for PostgreSQL checkpoints (default: SQLite in the runs folder).",
+)
+# run's own: without envvar, so that `config` can tell an environment value from an option.
+RunCheckpointUrlOpt = typer.Option(
+    None, "--checkpoint-url", help="postgresql://user@host:port/db (env KERNELAGENT_CHECKPOINT_URL; default: SQLite)."
 )
 MaxTokensOpt = typer.Option(None, "--max-tokens", help="Stop (exit 5, resumable) before passing this many tokens.")
 MaxCostOpt = typer.Option(None, "--max-cost", help="Stop (exit 5, resumable) before passing this cost in USD.")
@@ -69,64 +88,118 @@ def _parse_sizes(sizes: list[str]) -> dict[str, int]:
     return parsed
 
 
-def _context(**options: object) -> RunContext:
-    given = {k: v for k, v in options.items() if v is not None}
-    return RunContext(**given)
+@cli.callback()
+def _load_dotenv() -> None:
+    """Spec in, verified Triton kernel out."""
+    # Before any command: the SDKs read the API key, proxies and LangSmith settings from the environment.
+    settings.apply_dotenv()
 
 
-def _print_event(event: str, data: dict) -> None:
-    if event == "verdict":
-        status = "PASS" if data["passed"] else f"FAIL {data['failure_class']}: {data['reason'][:100]}"
-        typer.echo(f"  seed {data['seed']} round {data['round']}: {status} ({data['wall_s']}s)")
-    elif event == "step":
-        typer.echo(f"- {data['node']}")
-
-
-def _finish(result: dict) -> None:
+def _finish(result: dict, progress: Progress) -> None:
+    """The final line (the only one --quiet prints): verdict, kernel, report; exit 4 when nothing passed."""
     run_dir = Path(result["run_dir"])
+    report = run_dir / "report.html"
+    elapsed = f"{progress.elapsed():.0f}s"
     if result["status"] == "passed":
         winner = result["winner"]
-        typer.echo(f"PASSED: seed {winner['seed']} after {winner['rounds']} round(s). Kernel: {result['kernel_path']}")
-        typer.echo(f"Report: {run_dir / 'report.html'}")
+        progress.finish(
+            f"PASSED: seed {winner['seed']} after {winner['rounds']} round(s) in {elapsed}. "
+            f"Kernel: {result['kernel_path']} | report: {report}",
+            status="passed", exit_code=0, kernel_path=result["kernel_path"], report=str(report),
+        )
         return
-    typer.echo(f"FAILED: no candidate passed. Report: {run_dir / 'report.html'}; details: {run_dir / 'result.json'}")
+    progress.finish(
+        f"FAILED: no candidate passed in {elapsed}. Report: {report} | details: {run_dir / 'result.json'}",
+        status="failed", exit_code=NoKernelPassed.exit_code, report=str(report), result=str(run_dir / "result.json"),
+    )
     raise typer.Exit(NoKernelPassed.exit_code)
 
 
-def _guarded(action) -> None:  # noqa: ANN001
+def _guarded(action: Callable[[], None], progress: Progress | None = None) -> None:
+    """Runs a command: every error becomes one line on stderr and its documented exit code; a run folder that
+    exists stays as it is (resumable), and the line says how to resume it."""
     try:
         action()
+    except typer.Exit:
+        raise
     except KernelAgentError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(err.exit_code) from None
+        _fail(_first_line(err, progress), err.exit_code, progress)
     except KeyboardInterrupt:
-        typer.secho("interrupted; continue with `python cli.py resume RUN_ID`", fg="yellow", err=True)
-        raise typer.Exit(130) from None
+        _fail("interrupted", EXIT_INTERRUPTED, progress, color="yellow")
+    except Exception as err:  # a bug: still one line, the traceback kept for the report
+        if os.environ.get("KERNELAGENT_DEBUG"):
+            raise
+        where = _save_traceback(progress)
+        _fail(f"internal error: {type(err).__name__}: {_first_line(err, None)} (traceback: {where})",
+              EXIT_INTERNAL, progress)
+
+
+def _fail(message: str, code: int, progress: Progress | None, color: str = "red") -> None:
+    if progress is not None:
+        if code in RESUMABLE_EXIT_CODES and progress.run_id and f"resume {progress.run_id}" not in message:
+            message += f"; the run is kept: {_resume_command(progress)}"
+        progress.error(message, code)
+    typer.secho(f"error: {message}" if color == "red" else message, fg=color, err=True)
+    raise typer.Exit(code)
+
+
+def _first_line(err: Exception, progress: Progress | None) -> str:
+    """Messages with details (a reference's traceback) keep them in run.json; the terminal gets the first line."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    if len(lines) > 1 and progress is not None and progress.run_dir:
+        return f"{lines[0]} (details: {Path(progress.run_dir) / 'run.json'})"
+    return lines[0]
+
+
+def _resume_command(progress: Progress) -> str:
+    runs_dir = Path(progress.run_dir or "runs").parent
+    extra = "" if runs_dir == Path("runs") else f" --runs-dir {runs_dir}"
+    return f"python cli.py resume {progress.run_id}{extra}"
+
+
+def _save_traceback(progress: Progress | None) -> str:
+    """Next to the run when there is one (it goes with a bug report), else in the temp folder."""
+    import tempfile
+
+    if progress is not None and progress.run_dir and Path(progress.run_dir).is_dir():
+        path = Path(progress.run_dir) / "traceback.txt"
+    else:
+        handle, name = tempfile.mkstemp(prefix="kernelagent-traceback-", suffix=".txt")
+        os.close(handle)
+        path = Path(name)
+    path.write_text(traceback.format_exc())
+    return str(path)
+
+
+def _run_options(**options: object) -> dict[str, object]:
+    """CLI options as RunContext fields; None: not given, so the environment, a config file or the default decides."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 @cli.command()
 def run(
-    spec: Path = typer.Argument(..., help="Markdown spec or KernelBench problem .py file."),
-    model: Optional[str] = typer.Option(None, help="Model name (env KERNELAGENT_MODEL)."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (env OPENAI_BASE_URL)."),
-    reasoning_effort: Optional[str] = typer.Option(None, help="For reasoning models: low, medium, high."),
-    seeds: Optional[int] = SeedsOpt,
-    rounds: Optional[int] = RoundsOpt,
+    spec: Path = SpecArg,
+    model: str | None = typer.Option(None, help="Model name (env KERNELAGENT_MODEL)."),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (env OPENAI_BASE_URL)."),
+    reasoning_effort: str | None = typer.Option(None, help="For reasoning models: low, medium, high."),
+    seeds: int | None = SeedsOpt,
+    rounds: int | None = RoundsOpt,
     collect_all: bool = typer.Option(False, "--collect-all", help="Keep refining every seed after one passes."),
-    device: Optional[str] = typer.Option(None, help="auto (default), cuda or cpu (Triton interpreter)."),
-    timeout: Optional[float] = typer.Option(None, help="Seconds allowed for one candidate's verification."),
-    request_timeout: Optional[float] = typer.Option(None, help="Seconds allowed for one LLM request."),
-    draws: Optional[int] = typer.Option(None, help="Independent random input draws per verification."),
-    size: list[str] = typer.Option([], help="NAME=INT: override a size constant of the reference (repeatable)."),
-    precision: Optional[str] = typer.Option(None, help="spec (default), bf16 or fp16: ask for a lower precision."),
-    rtol: Optional[float] = typer.Option(None, help="Override the per-dtype relative tolerance."),
-    atol: Optional[float] = typer.Option(None, help="Override the per-dtype absolute tolerance."),
+    device: str | None = typer.Option(None, help="auto (default), cuda or cpu (Triton interpreter)."),
+    timeout: float | None = typer.Option(None, help="Seconds allowed for one candidate's verification."),
+    request_timeout: float | None = typer.Option(None, help="Seconds allowed for one LLM request."),
+    draws: int | None = typer.Option(None, help="Independent random input draws per verification."),
+    size: list[str] = SizeOpt,
+    precision: str | None = typer.Option(None, help="spec (default), bf16 or fp16: ask for a lower precision."),
+    rtol: float | None = typer.Option(None, help="Override the per-dtype relative tolerance."),
+    atol: float | None = typer.Option(None, help="Override the per-dtype absolute tolerance."),
     allow_tf32: bool = typer.Option(False, "--allow-tf32", help="Accept TF32 matmuls for fp32 problems."),
-    autotune: Optional[bool] = typer.Option(None, "--autotune/--no-autotune", help="Sweep tile parameters (GPU)."),
-    optimise_rounds: Optional[int] = typer.Option(None, help="LLM optimisation rounds after verification (GPU, 3)."),
-    target_roofline: Optional[float] = typer.Option(None, help="Stop optimising at this roofline fraction (0.9)."),
-    runs_dir: Optional[str] = typer.Option(None, help="Where run folders go (default runs/)."),
-    checkpoint_url: str | None = CheckpointUrlOpt,
+    autotune: bool | None = typer.Option(None, "--autotune/--no-autotune", help="Sweep tile parameters (GPU)."),
+    optimise_rounds: int | None = typer.Option(None, help="LLM optimisation rounds after verification (GPU, 3)."),
+    target_roofline: float | None = typer.Option(None, help="Stop optimising at this roofline fraction (0.9)."),
+    runs_dir: str | None = typer.Option(None, help="Where run folders go (default runs/)."),
+    max_retries: int | None = typer.Option(None, help="LLM request retries, with backoff (default 3)."),
+    checkpoint_url: str | None = RunCheckpointUrlOpt,
     max_tokens: int | None = MaxTokensOpt,
     max_cost: float | None = MaxCostOpt,
     max_wall: float | None = MaxWallOpt,
@@ -134,31 +207,43 @@ def run(
     price_out: float | None = PriceOutOpt,
     executor: str | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
+    quiet: bool = QuietOpt,
+    json_logs: bool = JsonLogsOpt,
 ) -> None:
-    """Generate, verify and select a Triton kernel for SPEC."""
-    scale = _scale_options(checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address)
+    """Generate, verify and select a Triton kernel for SPEC. Options not given come from the environment, ./.env,
+    ./kernelagent.toml or defaults (see `config`)."""
+    given = _run_options(
+        model=model, base_url=base_url, reasoning_effort=reasoning_effort, num_seeds=seeds, rounds_per_seed=rounds,
+        stop_on_first_pass=False if collect_all else None, device=device, verify_timeout_s=timeout,
+        request_timeout_s=request_timeout, input_draws=draws, precision=precision, runs_dir=runs_dir, rtol=rtol,
+        atol=atol, allow_tf32=allow_tf32 or None, autotune=autotune, optimise_rounds=optimise_rounds,
+        target_roofline=target_roofline, max_retries=max_retries,
+        **_scale_options(checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address),
+    )
+    progress = Progress(choose_mode(quiet, json_logs))
 
     def go() -> None:
-        ctx = _context(
-            model=model, base_url=base_url, reasoning_effort=reasoning_effort, num_seeds=seeds,
-            rounds_per_seed=rounds, stop_on_first_pass=not collect_all, device=device, verify_timeout_s=timeout,
-            request_timeout_s=request_timeout, input_draws=draws, sizes=_parse_sizes(size) or None,
-            precision=precision, runs_dir=runs_dir, rtol=rtol, atol=atol, allow_tf32=allow_tf32 or None,
-            **scale,
+        ctx = settings.resolve(given | _run_options(sizes=_parse_sizes(size) or None)).context()
+        preflight(ctx.llm_settings())  # no API key or provider package: say so before any work
+        progress.header(
+            f"kernelagent: {spec} with {ctx.model} at {endpoint(ctx.llm_settings())}, "
+            f"{ctx.num_seeds} seeds x {ctx.rounds_per_seed} rounds, device {ctx.device}",
+            spec=str(spec), model=ctx.model, base_url=ctx.base_url, seeds=ctx.num_seeds,
+            rounds=ctx.rounds_per_seed, device=ctx.device,
         )
-        typer.echo(f"kernelagent: {spec} with {ctx.model} at {ctx.base_url or 'api.openai.com'}, "
-                   f"{ctx.num_seeds} seeds x {ctx.rounds_per_seed} rounds, device {ctx.device}")
-        _finish(runs.start_run(str(spec), ctx, on_event=_print_event))
+        with progress:
+            result = runs.start_run(str(spec), ctx, on_event=progress)
+        _finish(result, progress)
 
-    _guarded(go)
+    _guarded(go, progress)
 
 
 @cli.command()
 def resume(
     run_id: str = typer.Argument(..., help="The run to continue (see `runs`)."),
     runs_dir: str = typer.Option("runs", help="Where run folders are."),
-    timeout: Optional[float] = typer.Option(None, help="A new verification timeout."),
-    request_timeout: Optional[float] = typer.Option(None, help="A new LLM request timeout."),
+    timeout: float | None = typer.Option(None, help="A new verification timeout."),
+    request_timeout: float | None = typer.Option(None, help="A new LLM request timeout."),
     checkpoint_url: str | None = CheckpointUrlOpt,
     max_tokens: int | None = MaxTokensOpt,
     max_cost: float | None = MaxCostOpt,
@@ -167,13 +252,54 @@ def resume(
     price_out: float | None = PriceOutOpt,
     executor: str | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
+    quiet: bool = QuietOpt,
+    json_logs: bool = JsonLogsOpt,
 ) -> None:
-    """Continue an interrupted run from its last checkpoint; finished work is not repeated."""
+    """Continue an interrupted run from its last checkpoint; finished work is not repeated. The run keeps the
+    settings it started with (run.json), changed only by the options given here."""
     overrides = {k: v for k, v in {"verify_timeout_s": timeout, "request_timeout_s": request_timeout}.items() if v}
     overrides |= _scale_options(
         checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address
     )
-    _guarded(lambda: _finish(runs.resume_run(run_id, runs_dir, overrides, on_event=_print_event)))
+    progress = Progress(choose_mode(quiet, json_logs))
+
+    def go() -> None:
+        progress.header(f"kernelagent: resuming {run_id} from {runs_dir}/", run_id=run_id, runs_dir=runs_dir)
+        with progress:
+            result = runs.resume_run(run_id, runs_dir, overrides, on_event=progress)
+        _finish(result, progress)
+
+    _guarded(go, progress)
+
+
+@cli.command("config")
+def show_config(
+    model: str | None = typer.Option(None, help="As `run --model`."),
+    base_url: str | None = typer.Option(None, help="As `run --base-url`."),
+    seeds: int | None = SeedsOpt,
+    rounds: int | None = RoundsOpt,
+    device: str | None = typer.Option(None, help="As `run --device`."),
+    timeout: float | None = typer.Option(None, help="As `run --timeout`."),
+    request_timeout: float | None = typer.Option(None, help="As `run --request-timeout`."),
+    draws: int | None = typer.Option(None, help="As `run --draws`."),
+    runs_dir: str | None = typer.Option(None, help="As `run --runs-dir`."),
+) -> None:
+    """Show every effective setting and where it comes from: cli, env, .env, kernelagent.toml, pyproject or
+    default. API keys show as set / not set, never their value."""
+    given = _run_options(
+        model=model, base_url=base_url, num_seeds=seeds, rounds_per_seed=rounds, device=device,
+        verify_timeout_s=timeout, request_timeout_s=request_timeout, input_draws=draws, runs_dir=runs_dir,
+    )
+
+    def go() -> None:
+        resolved = settings.resolve(given)
+        resolved.context()  # an invalid value is reported as `run` would report it
+        rows = settings.describe(resolved)
+        width = max(len(name) for name, _, _ in rows)
+        for name, value, source in rows:
+            typer.echo(f"{name:<{width}}  {value:<40} {source}".rstrip())
+
+    _guarded(go)
 
 
 @cli.command("runs")
@@ -260,7 +386,8 @@ def _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters) -
     else:
         problems = suites.discover(folder, substring=filters["filter"], level=filters["level"], limit=filters["limit"])
         suite = suites.Suite.create(
-            runs_dir, suite_id or suites.new_suite_id(folder), folder, problems, _context(**given), filters
+            runs_dir, suite_id or suites.new_suite_id(folder), folder, problems, settings.resolve(given).context(),
+            filters,
         )
     count = len(suite.data()["problems"])
     typer.echo(f"suite {suite.suite_id}: {count} problems, {parallel} at a time, in {suite.root}")
@@ -300,23 +427,32 @@ def graph() -> None:
 @cli.command()
 def demo(
     runs_dir: str = typer.Option("runs", help="Where the demo's run folder goes."),
+    quiet: bool = QuietOpt,
+    json_logs: bool = JsonLogsOpt,
 ) -> None:
     """OFFLINE DEMO against a bundled SCRIPTED endpoint (replies come from a script, not a model)."""
     from kernelagent.llm.scripted_server import ScriptedLLMServer, load_script
 
     demo_dir = Path(__file__).resolve().parent / "examples" / "demo"
-    typer.secho(
+    progress = Progress(choose_mode(quiet, json_logs))
+    progress.header(
         "OFFLINE DEMO: the 'LLM' is a scripted endpoint on 127.0.0.1 replaying examples/demo/script.json.\n"
         "Its replies are fixed Triton modules (one wrong on purpose, to show refinement); no model is involved.\n"
         "Verification, sandboxing and selection are the real pipeline.",
-        fg="yellow",
+        scripted=True,
     )
     with ScriptedLLMServer(load_script(demo_dir / "script.json")) as server:
         os.environ["KERNELAGENT_DEMO_KEY"] = "scripted"
         ctx = RunContext(model="scripted-model", base_url=server.base_url, api_key_env="KERNELAGENT_DEMO_KEY",
                          num_seeds=2, rounds_per_seed=3, device="cpu", runs_dir=runs_dir, max_retries=0,
                          request_timeout_s=30)
-        _guarded(lambda: _finish(runs.start_run(str(demo_dir / "spec.md"), ctx, on_event=_print_event)))
+
+        def go() -> None:
+            with progress:
+                result = runs.start_run(str(demo_dir / "spec.md"), ctx, on_event=progress)
+            _finish(result, progress)
+
+        _guarded(go, progress)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ def start_run(
         spec=str(Path(spec_path).resolve()), context=stored_context(ctx.to_dict()), status="running", pid=os.getpid()
     )
     inputs = {"spec_path": str(Path(spec_path).resolve()), "run_id": run_id}
+    _announce(on_event, run_id, store)
     return _drive(run_id, inputs, ctx, store, on_event)
 
 
@@ -50,7 +51,14 @@ def resume_run(run_id: str, runs_dir: str, overrides: dict | None = None, on_eve
     store.update_meta(status="running", pid=os.getpid(), context=stored_context(ctx.to_dict()))
     # Killed before the first checkpoint: nothing to resume from, so start the same run from its input.
     restart_input = {"spec_path": meta["spec"], "run_id": run_id}
+    _announce(on_event, run_id, store)
     return _drive(run_id, None, ctx, store, on_event, restart_input)
+
+
+def _announce(on_event: ProgressCallback | None, run_id: str, store: RunStore) -> None:
+    """The first event: which run folder this is, so an error report can say how to resume it."""
+    if on_event:
+        on_event("run", {"run_id": run_id, "run_dir": str(store.root)})
 
 
 def _drive(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  # noqa: ANN001
@@ -79,6 +87,8 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
                 elif on_event and mode == "updates" and not _namespace:
                     for node in payload:
                         on_event("step", {"node": node})
+                elif on_event and mode == "updates" and "finish_seed" in payload:
+                    _seed_finished(on_event, payload["finish_seed"])
             final = graph.get_state(config).values
     except KernelAgentError as err:
         store.update_meta(status="interrupted", error=str(err), exit_code=err.exit_code)
@@ -87,6 +97,12 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
         store.update_meta(status="interrupted", error="interrupted by the user")
         raise
     return final["result"]
+
+
+def _seed_finished(on_event: ProgressCallback, update: dict) -> None:
+    """A seed branch's end (its finish_seed step, inside the subgraph), with its outcome."""
+    for seed in update.get("seed_results", []):
+        on_event("seed_finished", {k: seed.get(k) for k in ("seed", "passed", "rounds", "outcome")})
 
 
 def runs_table(runs_dir: str) -> list[dict]:

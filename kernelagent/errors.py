@@ -1,18 +1,31 @@
-"""Errors a user can hit, each with the exit code the CLI returns for it (documented in the README)."""
+"""Errors a user can hit, each with the exit code the CLI returns for it (the table is in the README)."""
 
 from __future__ import annotations
+
+# Exit codes that have no exception class of their own.
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug: an exception KernelAgent did not expect
+EXIT_BUDGET = 5  # kernelagent.budget.BudgetExceeded
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+# Exit codes after which `resume RUN_ID` continues the run where it stopped.
+RESUMABLE_EXIT_CODES = frozenset({3, EXIT_BUDGET, EXIT_INTERRUPTED})
 
 
 class KernelAgentError(Exception):
     """Base class: a message that says what to do, and the process exit code that goes with it."""
 
-    exit_code = 1
+    exit_code = EXIT_INTERNAL
 
 
 class UsageError(KernelAgentError):
     """An invalid option value or combination."""
 
     exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file or variable that cannot be used: unknown key, wrong type, unparsable file."""
 
 
 class SpecError(KernelAgentError):
@@ -28,7 +41,7 @@ class ReferenceError_(KernelAgentError):
 
 
 class LLMUnavailable(KernelAgentError):
-    """No usable LLM: no API key, endpoint unreachable, model unknown, or retries exhausted."""
+    """No usable LLM: no API key, provider package missing, endpoint unreachable, model unknown, retries exhausted."""
 
     exit_code = 3
 
