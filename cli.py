@@ -197,6 +197,9 @@ def run(
     autotune: bool | None = typer.Option(None, "--autotune/--no-autotune", help="Sweep tile parameters (GPU)."),
     optimise_rounds: int | None = typer.Option(None, help="LLM optimisation rounds after verification (GPU, 3)."),
     target_roofline: float | None = typer.Option(None, help="Stop optimising at this roofline fraction (0.9)."),
+    warm_workers: bool | None = typer.Option(
+        None, "--warm-workers/--cold-workers", help="Verify in warm forked workers (default) or a cold process each."
+    ),
     runs_dir: str | None = typer.Option(None, help="Where run folders go (default runs/)."),
     max_retries: int | None = typer.Option(None, help="LLM request retries, with backoff (default 3)."),
     checkpoint_url: str | None = RunCheckpointUrlOpt,
@@ -217,7 +220,7 @@ def run(
         stop_on_first_pass=False if collect_all else None, device=device, verify_timeout_s=timeout,
         request_timeout_s=request_timeout, input_draws=draws, precision=precision, runs_dir=runs_dir, rtol=rtol,
         atol=atol, allow_tf32=allow_tf32 or None, autotune=autotune, optimise_rounds=optimise_rounds,
-        target_roofline=target_roofline, max_retries=max_retries,
+        target_roofline=target_roofline, max_retries=max_retries, warm_workers=warm_workers,
         **_scale_options(checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address),
     )
     progress = Progress(choose_mode(quiet, json_logs))

@@ -68,3 +68,10 @@ def test_cheating_seed_loses_to_honest_seed(scripted_llm, context_for):
     cheat = next(s for s in result["seeds"] if s["seed"] == 0)
     assert not cheat["passed"] and cheat["rounds"] == 2
     assert cheat["last_verdict"]["failure_class"] == "policy_violation"
+
+
+def test_cold_workers_remain_available(scripted_llm, context_for):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"))
+    result = start_run(str(SOFTMAX_SPEC), context_for(server, warm_workers=False))
+
+    assert result["status"] == "passed" and result["harness"]["warm"] is False
