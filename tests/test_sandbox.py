@@ -194,6 +194,53 @@ def test_memory_limit_is_skipped_when_disabled_for_gpu_runs(tmp_path):
     assert run_py(code, tmp_path, memory_bytes=1024**3, apply_memory_limit=False).stdout.strip() == "True"
 
 
+# Allocates and touches 3 GiB (bytes * n writes every page), then waits to be killed.
+TOUCH_3GIB = "import time\nblob = b'x' * (3 * 1024**3)\ntime.sleep(60)\n"
+# A GPU run's memory configuration: no RLIMIT_AS, only the resident-memory watchdog (here at 1 GiB).
+GPU_LIKE_MEMORY = {"apply_memory_limit": False, "rss_bytes": 1024**3, "timeout_s": 60}
+# The 3 GiB are held by a double-forked, setsid'd daemon; the command itself stays small and just waits.
+DAEMON_TOUCHES_3GIB = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open("pids.txt", "w") as f:
+                f.write(f"{os.getpid()}\\n")
+            blob = b"x" * (3 * 1024**3)
+            time.sleep(60)
+        os._exit(0)
+    time.sleep(60)
+"""
+
+
+def test_memory_watchdog_kills_a_3gib_tree_without_rlimit_as(tmp_path):
+    result = run_py(TOUCH_3GIB, tmp_path, **GPU_LIKE_MEMORY)
+    assert result.memory_exceeded and not result.timed_out
+    assert (result.returncode, result.signal_name) == (-signal.SIGKILL, "SIGKILL")
+    assert result.wall_s < 10 and result.rss_peak_bytes > 1024**3
+    assert "more than 1 GiB of host memory" in result.stderr
+    assert "too much host memory" in result.tail()
+
+
+def test_memory_watchdog_leaves_a_run_under_the_limit_alone(tmp_path):
+    code = "import time\nblob = b'x' * (200 * 1024**2)\ntime.sleep(0.3)\nprint('done')\n"
+    result = run_py(code, tmp_path, **GPU_LIKE_MEMORY)
+    assert (result.returncode, result.stdout, result.memory_exceeded) == (0, "done\n", False), result.tail()
+    assert 200 * 1024**2 <= result.rss_peak_bytes < 1024**3
+
+
+def test_memory_watchdog_counts_a_daemonised_grandchild(tmp_path):
+    result = run_py(DAEMON_TOUCHES_3GIB, tmp_path, **GPU_LIKE_MEMORY)
+    assert result.memory_exceeded and result.wall_s < 10, result.tail()
+    (daemon,) = read_pids(tmp_path / "pids.txt")
+    assert not is_running(daemon)
+
+
+def test_memory_watchdog_is_off_when_rss_bytes_is_none(tmp_path):
+    result = run_py("print('ok')", tmp_path, rss_bytes=None)
+    assert (result.stdout, result.memory_exceeded, result.rss_peak_bytes) == ("ok\n", False, None)
+
+
 def test_file_size_limit_stops_a_large_write(tmp_path):
     code = "open('big.bin', 'wb').write(b'x' * 4_000_000)"
     result = run_py(code, tmp_path, file_size_bytes=1_000_000)

@@ -287,6 +287,79 @@ def test_memory_limit_is_skipped_when_disabled_for_gpu_runs(pool, tmp_path):
     assert result.stdout.strip() == "True"
 
 
+# Allocates and touches 3 GiB (bytes * n writes every page), then waits to be killed.
+TOUCH_3GIB = "import time\nblob = b'x' * (3 * 1024**3)\ntime.sleep(60)\n"
+# A GPU run's memory configuration: no RLIMIT_AS, only the resident-memory watchdog (here at 1 GiB).
+GPU_LIKE_MEMORY = {"apply_memory_limit": False, "rss_bytes": 1024**3, "timeout_s": 60}
+
+
+def test_memory_watchdog_kills_a_3gib_candidate_without_rlimit_as(pool, tmp_path):
+    result = run_code(pool, TOUCH_3GIB, tmp_path, **GPU_LIKE_MEMORY)
+    assert result.memory_exceeded and not result.timed_out
+    assert (result.returncode, result.signal_name) == (-signal.SIGKILL, "SIGKILL")
+    assert result.wall_s < 10 and result.rss_peak_bytes > 1024**3
+    assert "more than 1 GiB of host memory" in result.stderr
+    assert_still_serving(pool, tmp_path)
+
+
+def test_memory_watchdog_leaves_a_candidate_under_the_limit_alone(pool, tmp_path):
+    # The forked candidate starts out sharing the server's imported torch (counted: it is resident anonymous memory).
+    code = "import time\nblob = b'x' * (200 * 1024**2)\ntime.sleep(0.3)\nprint('done')\n"
+    result = run_code(pool, code, tmp_path, **GPU_LIKE_MEMORY)
+    assert (result.returncode, result.stdout, result.memory_exceeded) == (0, "done\n", False), result.tail()
+    assert 200 * 1024**2 <= result.rss_peak_bytes < 1024**3
+
+
+def test_memory_watchdog_counts_a_forked_grandchild(pool, tmp_path):
+    code = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        with open("pids.txt", "w") as f:
+            f.write(f"{os.getpid()}\\n")
+        blob = b"x" * (3 * 1024**3)
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(60)
+    """
+    result = run_code(pool, code, tmp_path, **GPU_LIKE_MEMORY)
+    assert result.memory_exceeded and result.wall_s < 10, result.tail()
+    (grandchild,) = read_pids(tmp_path / "pids.txt")
+    assert not is_running(grandchild)
+
+
+def test_verifier_fails_a_host_memory_hog_as_resource_limit_in_the_gpu_configuration(pool, tmp_path, monkeypatch):
+    """The corpus's 64 GiB candidate through the real verifier, with the limits a GPU run gets (no RLIMIT_AS)."""
+    from kernelagent.verify import verifier
+
+    gpu_limits = verifier.sandbox_limits("cuda", 60, host_memory_bytes=1024**3)
+    assert not gpu_limits.apply_memory_limit
+    monkeypatch.setattr(verifier, "sandbox_limits", lambda device, timeout_s: gpu_limits)
+    harness = verifier.prepare_reference(
+        reference_source=(CORPUS / "problems" / "elementwise_add.py").read_text(),
+        harness_dir=tmp_path / "harness",
+        device="cpu",
+        draws=1,
+        sizes={},
+        precision="spec",
+        seed=7,
+        timeout_s=60,
+        cache_dir=verifier.triton_cache_dir(tmp_path),
+    )
+    code = (CORPUS / "adversarial" / "elementwise_add__alloc_64gib.py").read_text()
+    verdict = verifier.verify_reference_candidate(code, harness, tmp_path / "as_is", timeout_s=60)
+    # Where 64 GiB exceed RAM + swap, the kernel's overcommit check refuses the allocation itself (torch raises);
+    # on a large host (the 128 GiB GPU machine) the allocation succeeds and only the watchdog stops it.
+    assert verdict["failure_class"] == "resource_limit", verdict
+    # The same trick at 4 GiB, which every test machine can allocate: only the watchdog can stop it.
+    verdict = verifier.verify_reference_candidate(
+        code.replace("1 << 34", "1 << 30"), harness, tmp_path / "fits", timeout_s=60
+    )
+    assert verdict["failure_class"] == "resource_limit", verdict
+    assert verdict["reason"].startswith("used more than 1 GiB of host memory"), verdict
+    assert verdict["details"]["signal"] == "SIGKILL" and "gpu" not in verdict["details"]
+
+
 def test_file_size_limit_stops_a_large_write(pool, tmp_path):
     result = run_code(pool, "open('big.bin', 'wb').write(b'x' * 4_000_000)", tmp_path, file_size_bytes=1_000_000)
     assert result.returncode != 0

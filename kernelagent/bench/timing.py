@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from kernelagent.runs.store import read_json, write_json
-from kernelagent.sandbox import SandboxLimits, run_sandboxed, scrubbed_env
+from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, run_sandboxed, scrubbed_env
 from kernelagent.verify.verifier import child_env, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
@@ -48,6 +48,7 @@ def time_reference(harness: dict, workdir: Path, *, timeout_s: float = 600) -> d
         "flops_source": ref["flops_source"],
         "dtype": ref["dtype"],
         "gpu": report["gpu"],
+        "gpu_slot": report.get("gpu_slot"),
         "torch": report["torch"],
     }
 
@@ -162,20 +163,32 @@ def _run_child(workdir: Path, config: dict, harness: dict, timeout_s: float) -> 
     """One child run; returns its report and a one-line failure (None if it exited normally)."""
     (workdir / "report.json").unlink(missing_ok=True)
     write_json(workdir / "config.json", config)
-    run = run_sandboxed(
-        [sys.executable, "-m", "kernelagent.bench.timing_runner", str(workdir.resolve())],
-        cwd=workdir,
-        # CUDA maps a huge virtual address space, so no RLIMIT_AS here (as for GPU verification).
-        limits=SandboxLimits(timeout_s=max(1.0, timeout_s), apply_memory_limit=False),
-        env=_env(harness),
-    )
+    # A GPU of its own: another candidate beside it would share SMs and memory bandwidth and skew the times.
+    with gpu_placement(harness.get("device", "cuda"), exclusive=True) as gpu:
+        run = run_sandboxed(
+            [sys.executable, "-m", "kernelagent.bench.timing_runner", str(workdir.resolve())],
+            cwd=workdir,
+            # CUDA maps a huge virtual address space, so no RLIMIT_AS here (as for GPU verification); the default
+            # host-memory watchdog (SandboxLimits.rss_bytes) still applies.
+            limits=SandboxLimits(timeout_s=max(1.0, timeout_s), apply_memory_limit=False),
+            env=pinned_env(_env(harness), gpu),
+        )
     (workdir / "sandbox.log").write_text(f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}")
     report = read_json(workdir / "report.json", {}) or {}
+    _record_slot(report, gpu)
     if run.timed_out:
         return report, f"timed out after {timeout_s:.0f}s"
     if run.returncode != 0 or run.signal_name:
         return report, f"the timing process failed (exit {run.returncode}, {run.signal_name}): {_last_line(run.stderr)}"
     return report, None
+
+
+def _record_slot(report: dict, gpu: str | None) -> None:
+    """Every timing result says which GPU produced it (None: not pinned, e.g. no GPU known)."""
+    report["gpu_slot"] = gpu
+    for result in (report.get("results") or {}).values():
+        if isinstance(result, dict):
+            result["gpu_slot"] = gpu
 
 
 def _env(harness: dict) -> dict[str, str]:

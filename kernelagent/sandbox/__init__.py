@@ -7,16 +7,21 @@ from kernelagent.sandbox.runner import (
     run_sandboxed,
     scrubbed_env,
 )
+from kernelagent.sandbox.slots import GpuSlots, gpu_placement, pinned_env, shared_slots
 from kernelagent.sandbox.warm import WarmPool, WarmPoolError, run_sandboxed_warm, shared_pool
 
 __all__ = [
+    "GpuSlots",
     "SandboxLimits",
     "SandboxResult",
     "WarmPool",
     "WarmPoolError",
     "apply_limits_in_child",
+    "gpu_placement",
+    "pinned_env",
     "run_sandboxed",
     "run_sandboxed_warm",
     "scrubbed_env",
     "shared_pool",
+    "shared_slots",
 ]

@@ -23,6 +23,7 @@ import types
 
 from kernelagent.sandbox.reaper import (
     _PR_SET_CHILD_SUBREAPER,
+    MemoryWatch,
     _has_children,
     _kill_exact,
     _libc,
@@ -235,11 +236,14 @@ def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str]) ->
     limits = types.SimpleNamespace(**request["limits"])
     pid, isolated = _fork_candidate(request, limits, reply, wake_r, boot_path)
     deadline = time.monotonic() + limits.timeout_s
-    wait_status = _wait_for_candidate(pid, reply, wake_r, stop, deadline)
+    watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))  # the candidate's tree: all below us
+    wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch)
     leftovers = kill_all_descendants(exclude_pid=pid)
     status = {
         "wait_status": wait_status,
-        "stopped": wait_status is None,
+        "stopped": why == "stopped",
+        "memory_exceeded": why == "memory",
+        **watch.report(),
         "leftovers_killed": leftovers,
         "cleanup_complete": not _has_children(),
         "network_isolated": isolated,
@@ -312,24 +316,27 @@ def _fork_candidate(
 
 
 def _wait_for_candidate(
-    pid: int, reply: socket.socket, wake_r: int, stop: threading.Event, deadline: float
-) -> int | None:
-    """The candidate's wait status, or None on timeout, SIGTERM or when the client hung up (then we just clean up)."""
+    pid: int, reply: socket.socket, wake_r: int, stop: threading.Event, deadline: float, watch: MemoryWatch
+) -> tuple[int | None, str]:
+    """(wait status, "exited"), or (None, why) on timeout, SIGTERM or hang-up ("stopped") or too much memory
+    ("memory"); after None we just clean up."""
     poller = select.poll()
     poller.register(wake_r, select.POLLIN)
     poller.register(reply, select.POLLIN)  # the client never writes here: readable means it closed its end
     while not stop.is_set():
         status = _reap_exited(pid)
         if status is not None:
-            return status
+            return status, "exited"
+        if watch.over():
+            return None, "memory"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return None
-        for fd, _ in poller.poll(remaining * 1000):
+            return None, "stopped"
+        for fd, _ in poller.poll(watch.wait_s(remaining) * 1000):
             if fd == reply.fileno():
-                return None
+                return None, "stopped"
             _drain(wake_r)
-    return None
+    return None, "stopped"
 
 
 def _reap_exited(main_pid: int) -> int | None:

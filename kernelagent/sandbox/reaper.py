@@ -34,6 +34,10 @@ _CPU_HARD_GRACE_S = 5
 # Cleanup must finish well inside the parent's grace period (runner._STOP_GRACE_S) so the status still arrives.
 _CLEANUP_DEADLINE_S = 5.0
 _WAKE_SIGNALS = {signal.SIGCHLD, signal.SIGTERM}
+# Host-memory watchdog: how often the tree's resident memory is summed, and the most CPU a check may cost when it has
+# to scan all of /proc (kernels without CONFIG_PROC_CHILDREN): a slow scan stretches the interval instead.
+_RSS_POLL_S = 0.05
+_RSS_MAX_CPU_SHARE = 0.05
 
 
 # --------------------------------------------------------------------------- limits (also used by a fork server)
@@ -144,6 +148,108 @@ def _libc() -> ctypes.CDLL:
 _LIBC: ctypes.CDLL | None = None
 
 
+# --------------------------------------------------------------------------- host-memory watchdog (also used warm)
+
+
+class MemoryWatch:
+    """Polls the summed resident memory of every process below root (root itself not counted).
+
+    RLIMIT_AS cannot be used on GPU runs (CUDA reserves a huge virtual address space), and RLIMIT_RSS is a no-op on
+    Linux, so resident memory is watched from outside instead: the caller kills the tree once over() says so.
+    """
+
+    def __init__(self, root: int, limit_bytes: int | None) -> None:
+        self.root, self.limit_bytes = root, limit_bytes
+        self.peak_bytes = 0
+        self._next_check = time.monotonic()
+
+    def wait_s(self, remaining_s: float) -> float:
+        """How long a caller may block before the next check is due (remaining_s when nothing is watched)."""
+        if self.limit_bytes is None:
+            return max(0.0, remaining_s)
+        return max(0.0, min(remaining_s, self._next_check - time.monotonic()))
+
+    def over(self) -> bool:
+        """Check now if a check is due; True when the tree holds more than the limit."""
+        if self.limit_bytes is None or time.monotonic() < self._next_check:
+            return False
+        started = time.monotonic()
+        used = tree_rss_bytes(self.root)
+        took = time.monotonic() - started
+        self._next_check = time.monotonic() + max(_RSS_POLL_S, took / _RSS_MAX_CPU_SHARE)
+        self.peak_bytes = max(self.peak_bytes, used)
+        return used > self.limit_bytes
+
+    def report(self) -> dict:
+        """The status fields both sandbox paths send back."""
+        if self.limit_bytes is None:
+            return {"rss_peak_bytes": None, "rss_limit_bytes": None}
+        return {"rss_peak_bytes": self.peak_bytes, "rss_limit_bytes": self.limit_bytes}
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident anonymous + shared-memory bytes of every live process below root.
+
+    File-backed pages (torch's and CUDA's libraries, mapped files) are left out: the kernel can drop them, and
+    counting them would charge each process of the tree again for the same libraries.
+    """
+    return sum(_rss_bytes(pid) for pid in _descendants(root))
+
+
+def _descendants(root: int) -> list[int]:
+    if _HAS_CHILDREN_FILES:
+        found, stack = [], [root]
+        while stack:
+            for child in _children_of(stack.pop()):
+                found.append(child)
+                stack.append(child)
+        return found
+    return list(_live_descendants(root))  # one scan of all of /proc
+
+
+def _children_of(pid: int) -> list[int]:
+    """Children of every thread of pid (a thread's children are listed under that thread only)."""
+    children: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                children.extend(int(child) for child in f.read().split())
+        except OSError:
+            continue  # the thread or process ended meanwhile
+    return children
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    fields = dict(line.split(b":", 1) for line in lines if b":" in line)
+    if b"RssAnon" not in fields:  # kernels before 4.5: total resident memory is the best we have
+        return _kib(fields.get(b"VmRSS", b"0 kB"))
+    return _kib(fields[b"RssAnon"]) + _kib(fields.get(b"RssShmem", b"0 kB"))
+
+
+def _kib(value: bytes) -> int:
+    return int(value.split()[0]) * 1024
+
+
+_HAS_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def memory_note(limit_bytes: int, peak_bytes: int) -> str:
+    """The stderr line both sandbox paths add when the watchdog killed a run."""
+    return (
+        f"[sandbox: the process tree used more than {limit_bytes / 1024**3:.3g} GiB of host memory "
+        f"({peak_bytes / 1024**3:.2f} GiB resident when sampled); killed]"
+    )
+
+
 # --------------------------------------------------------------------------- the reaper process
 
 
@@ -210,16 +316,24 @@ def _reap_exited_children(main_pid: int) -> int | None:
             found = status
 
 
-def _wait_for_main_child(main_pid: int, backstop_s: float) -> int | None:
-    """Block until the command exits (its wait status) or we are told to stop (None: SIGTERM or backstop)."""
+def _wait_for_main_child(main_pid: int, backstop_s: float, watch: MemoryWatch) -> tuple[int | None, str]:
+    """Block until the command exits, we are told to stop (SIGTERM, backstop) or the tree uses too much memory.
+
+    Returns (wait status or None, why: "exited", "stopped" or "memory").
+    """
     deadline = time.monotonic() + backstop_s
     while True:
         status = _reap_exited_children(main_pid)
         if status is not None:
-            return status
-        info = signal.sigtimedwait(_WAKE_SIGNALS, max(0.0, deadline - time.monotonic()))
-        if info is None or info.si_signo != signal.SIGCHLD:
-            return None
+            return status, "exited"
+        if watch.over():
+            return None, "memory"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None, "stopped"
+        info = signal.sigtimedwait(_WAKE_SIGNALS, watch.wait_s(remaining))
+        if info is not None and info.si_signo != signal.SIGCHLD:
+            return None, "stopped"
 
 
 def kill_all_descendants(exclude_pid: int | None = None, deadline_s: float = _CLEANUP_DEADLINE_S) -> int:
@@ -315,11 +429,14 @@ def run_reaper(config: dict) -> dict:
     _become_subreaper(config["parent_pid"])
     limits = types.SimpleNamespace(**config["limits"])
     pid, isolated = _spawn(config["argv"], limits, original_mask)
-    wait_status = _wait_for_main_child(pid, config["backstop_s"])
+    watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))
+    wait_status, why = _wait_for_main_child(pid, config["backstop_s"], watch)
     leftovers = kill_all_descendants(exclude_pid=pid)
     return {
         "wait_status": wait_status,
-        "stopped": wait_status is None,
+        "stopped": why == "stopped",
+        "memory_exceeded": why == "memory",
+        **watch.report(),
         "leftovers_killed": leftovers,
         "cleanup_complete": not _has_children(),  # False only if something stayed unkillable (e.g. stuck in a driver)
         "network_isolated": isolated,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for
+from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for, memory_note
 
 __all__ = [
     "SandboxLimits",
@@ -78,6 +78,10 @@ class SandboxLimits:
     # address-space cap breaks GPU runs; callers set apply_memory_limit=False for them. None means no cap.
     memory_bytes: int | None = None
     apply_memory_limit: bool = True
+    # Host-memory watchdog, which works where RLIMIT_AS cannot (GPU runs): the resident memory (anonymous + shmem) of
+    # the whole process tree is summed every ~50 ms and the tree is killed when it is over (SandboxResult.
+    # memory_exceeded). A poll, not a hard cap: a fast allocator may overshoot by what it touches in one interval.
+    rss_bytes: int | None = 16 * 1024**3
     file_size_bytes: int = 2 * 1024**3  # RLIMIT_FSIZE; also bounds the captured stdout/stderr files
     open_files: int = 1024  # RLIMIT_NOFILE
     # New network namespace when the OS allows it (root or unprivileged user namespaces); otherwise the run goes on
@@ -96,6 +100,8 @@ class SandboxResult:
     signal_name: str | None  # e.g. "SIGKILL", "SIGSEGV" when the command died by a signal
     leftovers_killed: int  # processes the command left behind (daemons, setsid'd grandchildren) that we killed
     network_isolated: bool
+    memory_exceeded: bool = False  # killed by the host-memory watchdog (SandboxLimits.rss_bytes)
+    rss_peak_bytes: int | None = None  # largest summed resident memory the watchdog sampled; None when not watched
 
     def tail(self, n_chars: int = 4000) -> str:
         """Last n_chars of stderr and stdout (stderr gets any budget stdout does not need), for error reports."""
@@ -109,6 +115,8 @@ class SandboxResult:
         return "\n".join(part for part in parts if part)
 
     def _outcome(self) -> str:
+        if self.memory_exceeded:
+            return "[killed: the process tree used too much host memory]"
         if self.timed_out:
             return f"[timed out after {self.wall_s:.1f}s; process tree killed]"
         if self.signal_name:
@@ -335,9 +343,12 @@ def _result_from(
 ) -> SandboxResult:
     status = status or {}
     timed_out = bool(status.get("stopped"))
+    memory_exceeded = bool(status.get("memory_exceeded"))
     wait_status = status.get("wait_status")
     if timed_out:
         returncode, signal_name = None, "SIGKILL"
+    elif memory_exceeded:  # the watchdog SIGKILLed the tree; the command's own status was reaped in the cleanup
+        returncode, signal_name = -signal.SIGKILL, "SIGKILL"
     elif wait_status is not None:
         returncode = os.waitstatus_to_exitcode(wait_status)
         signal_name = _signal_name(-returncode) if returncode < 0 else None
@@ -347,6 +358,8 @@ def _result_from(
         stderr += "\n[sandbox: the reaper exited without a status report]"
     if status.get("cleanup_complete") is False:
         stderr += "\n[sandbox: some leftover processes could not be killed within the cleanup deadline]"
+    if memory_exceeded:
+        stderr += "\n" + memory_note(int(status.get("rss_limit_bytes") or 0), int(status.get("rss_peak_bytes") or 0))
     return SandboxResult(
         returncode=returncode,
         stdout=stdout,
@@ -356,6 +369,8 @@ def _result_from(
         signal_name=signal_name,
         leftovers_killed=int(status.get("leftovers_killed", 0)),
         network_isolated=bool(status.get("network_isolated", False)),
+        memory_exceeded=memory_exceeded,
+        rss_peak_bytes=status.get("rss_peak_bytes"),
     )
 
 

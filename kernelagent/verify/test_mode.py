@@ -19,6 +19,7 @@ from kernelagent.llm.extract import NoCodeInReply, extract_code
 from kernelagent.llm.recorded import ask_recorded
 from kernelagent.prompting import render
 from kernelagent.runs.store import RunStore, read_json
+from kernelagent.sandbox import gpu_placement, pinned_env
 from kernelagent.sandbox import run_sandboxed_warm as run_sandboxed
 from kernelagent.verify import verdict as V
 from kernelagent.verify.verifier import child_env, sandbox_limits, static_checks
@@ -120,12 +121,13 @@ def run_test(test_code, kernel_code, workdir, device, timeout_s, cache_dir, *, p
     (workdir / "test_kernel.py").write_text(test_code)
     nonce = secrets.token_hex(16)
     argv = [sys.executable, "-m", "kernelagent.verify.test_runner", str(workdir.resolve()), nonce]
-    run = run_sandboxed(
-        argv + (["--perturb"] if perturb else []),
-        cwd=workdir,
-        limits=sandbox_limits(device, timeout_s),
-        env=child_env(interpret=device == "cpu", cache_dir=cache_dir),
-    )
+    with gpu_placement(device) as gpu:
+        run = run_sandboxed(
+            argv + (["--perturb"] if perturb else []),
+            cwd=workdir,
+            limits=sandbox_limits(device, timeout_s),
+            env=pinned_env(child_env(interpret=device == "cpu", cache_dir=cache_dir), gpu),
+        )
     report = read_json(workdir / "report.json")
     if not report or report.get("nonce") != nonce or report.get("phase") != "done":
         return None, run
@@ -147,6 +149,8 @@ def _run_candidate(code: str, harness: dict, workdir: Path, timeout_s: float) ->
     report, run = run_test(test_code, code, workdir, device, timeout_s, cache_dir)
     if run.timed_out:
         return V.failed(V.TIMEOUT, f"the test did not finish within {timeout_s:g}s")
+    if run.memory_exceeded:
+        return V.failed(V.RESOURCE_LIMIT, "used more than the host-memory limit (whole process tree); killed")
     if report is None:
         return V.failed(V.TAMPER if run.returncode == 0 else V.RUNTIME_ERROR, _describe_run(run), run.tail(2000))
     if report["compute_ops"]:

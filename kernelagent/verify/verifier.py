@@ -17,7 +17,15 @@ import torch
 
 from kernelagent.errors import ReferenceError_
 from kernelagent.runs.store import read_json, write_json
-from kernelagent.sandbox import SandboxLimits, SandboxResult, run_sandboxed, run_sandboxed_warm, scrubbed_env
+from kernelagent.sandbox import (
+    SandboxLimits,
+    SandboxResult,
+    gpu_placement,
+    pinned_env,
+    run_sandboxed,
+    run_sandboxed_warm,
+    scrubbed_env,
+)
 from kernelagent.verify import verdict as V
 from kernelagent.verify.compare import compare_outputs
 from kernelagent.verify.policy import check_policy
@@ -41,9 +49,26 @@ def sandbox_runner(harness: dict):  # noqa: ANN201 - run_sandboxed or its warm t
     return run_sandboxed_warm if harness.get("warm", True) else run_sandboxed
 
 
-def sandbox_limits(device: str, timeout_s: float) -> SandboxLimits:
-    # CUDA maps a very large virtual address space, so RLIMIT_AS only guards CPU (interpreter) runs.
-    return SandboxLimits(timeout_s=timeout_s, memory_bytes=8 * 1024**3, apply_memory_limit=device == "cpu")
+# Resident host memory one run's process tree may hold; KERNELAGENT_HOST_MEMORY_GB overrides it. Concurrent runs
+# (GPUs x slots per GPU) times this should fit in the host's RAM.
+HOST_MEMORY_BYTES = 16 * 1024**3
+
+
+def host_memory_limit() -> int:
+    """The host-memory watchdog's limit in bytes (SandboxLimits.rss_bytes) for verification children."""
+    override = os.environ.get("KERNELAGENT_HOST_MEMORY_GB")
+    return int(float(override) * 1024**3) if override else HOST_MEMORY_BYTES
+
+
+def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | None = None) -> SandboxLimits:
+    """CUDA maps a very large virtual address space, so RLIMIT_AS only guards CPU (interpreter) runs; the resident-
+    memory watchdog guards both, which is what stops a GPU candidate filling the host's RAM."""
+    return SandboxLimits(
+        timeout_s=timeout_s,
+        memory_bytes=8 * 1024**3,
+        apply_memory_limit=device == "cpu",
+        rss_bytes=host_memory_bytes or host_memory_limit(),
+    )
 
 
 def triton_cache_dir(runs_dir: Path) -> Path:
@@ -83,12 +108,15 @@ def prepare_reference(
         "seed": seed,
     }
     write_json(ref_dir / "config.json", config)
-    result = run_sandboxed(
-        [sys.executable, "-m", "kernelagent.verify.reference_runner", str((ref_dir / "config.json").resolve())],
-        cwd=ref_dir / "work",
-        limits=SandboxLimits(timeout_s=timeout_s, apply_memory_limit=False, isolate_network=False),
-        env=child_env(interpret=False, cache_dir=cache_dir),
-    )
+    with gpu_placement(device) as gpu:  # "auto" takes a slot too; where no GPU is known it yields None
+        result = run_sandboxed(
+            [sys.executable, "-m", "kernelagent.verify.reference_runner", str((ref_dir / "config.json").resolve())],
+            cwd=ref_dir / "work",
+            limits=SandboxLimits(
+                timeout_s=timeout_s, apply_memory_limit=False, isolate_network=False, rss_bytes=host_memory_limit()
+            ),
+            env=pinned_env(child_env(interpret=False, cache_dir=cache_dir), gpu),
+        )
     if result.timed_out:
         raise ReferenceError_(f"the PyTorch reference did not finish within {timeout_s:g}s; reduce sizes with --size")
     if result.returncode != 0 or not (ref_dir / "meta.json").exists():
@@ -158,12 +186,16 @@ def static_checks(code: str, entry: str) -> V.Verdict | None:
 def _run_and_compare(code, harness, workdir, timeout_s, tf32, rtol, atol) -> V.Verdict:  # noqa: ANN001
     ref_dir = Path(harness["dir"])
     _stage_workdir(code, harness, ref_dir, workdir)
-    run = sandbox_runner(harness)(
-        [sys.executable, "-m", "kernelagent.verify.candidate_runner", str(workdir.resolve())],
-        cwd=workdir,
-        limits=sandbox_limits(harness["device"], timeout_s),
-        env=child_env(interpret=harness["device"] == "cpu", cache_dir=Path(harness["cache_dir"])),
-    )
+    limits = sandbox_limits(harness["device"], timeout_s)
+    env = child_env(interpret=harness["device"] == "cpu", cache_dir=Path(harness["cache_dir"]))
+    # The slot is held only while the child runs: the comparison below works on CPU copies of the outputs.
+    with gpu_placement(harness["device"]) as gpu:
+        run = sandbox_runner(harness)(
+            [sys.executable, "-m", "kernelagent.verify.candidate_runner", str(workdir.resolve())],
+            cwd=workdir,
+            limits=limits,
+            env=pinned_env(env, gpu),
+        )
     (workdir / "sandbox.log").write_text(f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}")
     report = read_json(workdir / "report.json", {}) or {}
     sandbox_facts = {
@@ -172,8 +204,10 @@ def _run_and_compare(code, harness, workdir, timeout_s, tf32, rtol, atol) -> V.V
         "leftovers_killed": run.leftovers_killed,
         "network_isolated": run.network_isolated,
         "import_s": report.get("import_s"),
+        "rss_peak_bytes": run.rss_peak_bytes,
+        **({"gpu": gpu} if gpu is not None else {}),
     }
-    problem = _process_failure(run, report, timeout_s)
+    problem = _process_failure(run, report, timeout_s, limits)
     if problem is not None:
         problem["details"].update(sandbox_facts)
         return problem
@@ -203,7 +237,16 @@ def _stage_workdir(code: str, harness: dict, ref_dir: Path, workdir: Path) -> No
     )
 
 
-def _process_failure(run: SandboxResult, report: dict, timeout_s: float) -> V.Verdict | None:
+def _process_failure(
+    run: SandboxResult, report: dict, timeout_s: float, limits: SandboxLimits | None = None
+) -> V.Verdict | None:
+    if run.memory_exceeded:  # first: the kill may have cut the report short in any phase
+        limit = f"{limits.rss_bytes / 1024**3:g} GiB" if limits and limits.rss_bytes else "the limit"
+        return V.failed(
+            V.RESOURCE_LIMIT,
+            f"used more than {limit} of host memory (resident, whole process tree); killed",
+            run.tail(1500),
+        )
     if run.timed_out:
         return V.failed(V.TIMEOUT, f"did not finish within {timeout_s:g}s (phase: {report.get('phase', 'start')})")
     error = report.get("error")
