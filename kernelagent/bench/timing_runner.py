@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kernelagent.verify.loading import build_model, load_inputs, tensors_in
+from kernelagent.verify.loading import build_model, load_inputs, report_writer, tensors_in
 
 FLUSH_BYTES = 256 * 1024**2  # at least twice the L2 of current GPUs (H100 50 MB, H200 60 MB)
 CRASH_EXIT = 3  # the CUDA context is unusable after this candidate: the parent restarts us for the rest
@@ -25,7 +25,7 @@ CRASH_EXIT = 3  # the CUDA context is unusable after this candidate: the parent 
 
 def main(workdir: str) -> int:
     work = Path(workdir)
-    write = _report_writer(work / "report.json")
+    write = report_writer(work / "report.json")
     report: dict = {"phase": "start", "results": {}}
     write(report)
     config = json.loads((work / "config.json").read_text())
@@ -413,17 +413,6 @@ def _build(entry: type, work: Path, config: dict, device: str):  # noqa: ANN202
 
 def _bench_options(config: dict) -> dict:
     return {k: config[k] for k in ("warmup_ms", "rep_ms", "min_reps", "max_reps") if k in config}
-
-
-def _report_writer(path: Path) -> Callable[[dict], None]:
-    dumps, replace = json.dumps, Path.replace  # bound before any candidate loads, so patching them later is moot
-
-    def write(report: dict) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(dumps(report, default=str))
-        replace(tmp, path)
-
-    return write
 
 
 if __name__ == "__main__":

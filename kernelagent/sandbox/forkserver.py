@@ -29,6 +29,7 @@ from kernelagent.sandbox.reaper import (
     _libc,
     _netns_id,
     _read_stat,
+    _reap_exited_children,
     apply_limits_in_child,
     kill_all_descendants,
 )
@@ -324,7 +325,7 @@ def _wait_for_candidate(
     poller.register(wake_r, select.POLLIN)
     poller.register(reply, select.POLLIN)  # the client never writes here: readable means it closed its end
     while not stop.is_set():
-        status = _reap_exited(pid)
+        status = _reap_exited_children(pid)
         if status is not None:
             return status, "exited"
         if watch.over():
@@ -337,20 +338,6 @@ def _wait_for_candidate(
                 return None, "stopped"
             _drain(wake_r)
     return None, "stopped"
-
-
-def _reap_exited(main_pid: int) -> int | None:
-    """Reap every exited child (orphans included, so they never pile up as zombies); main_pid's status if it ended."""
-    found = None
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return found
-        if pid == 0:
-            return found
-        if pid == main_pid:
-            found = status
 
 
 def _candidate_child(

@@ -15,13 +15,20 @@ import time
 import traceback
 from pathlib import Path
 
-from kernelagent.verify.loading import InterfaceError, build_model, load_inputs, load_module, tensors_in
+from kernelagent.verify.loading import (
+    InterfaceError,
+    build_model,
+    load_inputs,
+    load_module,
+    report_writer,
+    tensors_in,
+)
 
 
 def main(workdir: str) -> int:
     work = Path(workdir)
     report: dict = {"phase": "start", "draws": []}
-    write = _report_writer(work / "report.json")
+    write = report_writer(work / "report.json")
     started = time.perf_counter()
     import torch  # noqa: F401 - timed separately from the candidate
     import triton  # noqa: F401
@@ -147,17 +154,6 @@ def _to_cpu(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [_to_cpu(v) for v in value]
     return value
-
-
-def _report_writer(path: Path):  # noqa: ANN202
-    dumps, replace = json.dumps, Path.replace  # bound before the candidate loads, so patching them later is moot
-
-    def write(report: dict) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(dumps(report, default=str))
-        replace(tmp, path)
-
-    return write
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -57,6 +59,19 @@ def tensors_in(value: object) -> list:
     if isinstance(value, (list, tuple)):
         return [t for v in value for t in tensors_in(v)]
     return []
+
+
+def report_writer(path: Path) -> Callable[[dict], None]:
+    """Atomic JSON report writes for a child that runs untrusted code: json.dumps and Path.replace are bound now,
+    before the candidate loads, so patching them later changes nothing."""
+    dumps, replace = json.dumps, Path.replace
+
+    def write(report: dict) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(dumps(report, default=str))
+        replace(tmp, path)
+
+    return write
 
 
 def pick_device(requested: str) -> str:
