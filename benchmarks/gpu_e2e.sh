@@ -5,7 +5,8 @@
 #      small-tiled seed -> verify -> benchmark -> autotune -> one LLM optimisation round -> select
 #   3. the verifier corpus on CUDA (warm workers)
 #   4. per-candidate verification latency, cold subprocess vs warm worker
-#   bash benchmarks/gpu_e2e.sh [softmax]   # "softmax": the softmax pipeline run instead of 1-4
+#   bash benchmarks/gpu_e2e.sh [softmax|verify]   # softmax: the softmax pipeline run instead of 1-4;
+#                                                 # verify: steps 1, 3 and 4 only (the verifier's GPU figures)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>&1 | grep -v "already exists"
@@ -46,7 +47,7 @@ fi
 echo "== 1. warm pool on the GPU"
 python3 -m pytest -q tests/test_warm.py -k "cuda or gpu" -p no:cacheprovider 2>&1 | tail -3
 echo "== 2. pipeline on cuda: fp16 linear + bias + ReLU"
-pipeline examples/gpu/linear_bias_relu_fp16.py examples/gpu/script_linear.json --precision fp16 --seeds 1 --rounds 1 \
+[ "${1:-}" = verify ] || pipeline examples/gpu/linear_bias_relu_fp16.py examples/gpu/script_linear.json --precision fp16 --seeds 1 --rounds 1 \
   --optimise-rounds 1 --draws 2
 echo "== 3. corpus on cuda"
 python3 tests/corpus_runner.py --device cuda --workers 4 --timeout 120 --out "$OUT/corpus-gpu.md" > "$OUT/corpus.log" 2>&1
