@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from langgraph.runtime import Runtime
 
 from kernelagent.graph.context import RunContext, context_of
@@ -13,8 +15,6 @@ def run_context(runtime: Runtime) -> RunContext:
 
 
 def store_of(state: dict) -> RunStore:
-    from pathlib import Path
-
     return RunStore(Path(state["run_dir"]))
 
 

@@ -8,6 +8,7 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
 from kernelagent.executors import get_executor
+from kernelagent.graph.context import RunContext
 from kernelagent.graph.state import SeedState
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.runs.store import read_json, write_json
@@ -42,7 +43,7 @@ def verify(state: SeedState, runtime: Runtime) -> dict:
     return update
 
 
-def judge(state: SeedState, ctx, workdir: Path) -> dict:  # noqa: ANN001
+def judge(state: SeedState, ctx: RunContext, workdir: Path) -> dict:
     """Verification runs where the executor puts it: in-process sandboxes (local) or Ray workers (several hosts)."""
     code = Path(state["candidate_path"]).read_text()
     harness = state["harness"]
