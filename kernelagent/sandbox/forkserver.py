@@ -24,6 +24,7 @@ import types
 from kernelagent.sandbox.reaper import (
     _PR_SET_CHILD_SUBREAPER,
     MemoryWatch,
+    _exited_children,
     _has_children,
     _kill_exact,
     _libc,
@@ -156,18 +157,13 @@ def _receive_request(control: socket.socket) -> tuple[dict | None, int | None]:
 def _reap_children(supervisors: set[int]) -> bool:
     """Reap every exited child; True if anything but a supervisor's clean exit happened (escapees may exist)."""
     suspicious = False
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return suspicious
-        if pid == 0:
-            return suspicious
+    for pid, status in _exited_children():
         if pid in supervisors:
             supervisors.discard(pid)
             suspicious |= status != 0  # a supervisor exits 0 only after it killed its whole tree
         else:
             suspicious = True  # an orphan of a dead supervisor ended here: its relatives may still run
+    return suspicious
 
 
 def _kill_escapees(supervisors: set[int]) -> None:

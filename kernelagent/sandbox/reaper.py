@@ -16,6 +16,7 @@ import struct
 import sys
 import time
 import types
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -302,18 +303,25 @@ def _exec_child(argv: list[str], limits: SandboxLimits, original_mask: set, own_
             os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
 
 
-def _reap_exited_children(main_pid: int) -> int | None:
-    """Reap every exited child; return main_pid's wait status if it was among them."""
-    found = None
+def _exited_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of every child that has exited, reaping each; stops when none is left to reap now."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return found
+            return
         if pid == 0:
-            return found
+            return
+        yield pid, status
+
+
+def _reap_exited_children(main_pid: int) -> int | None:
+    """Reap every exited child; return main_pid's wait status if it was among them."""
+    found = None
+    for pid, status in _exited_children():
         if pid == main_pid:
             found = status
+    return found
 
 
 def _wait_for_main_child(main_pid: int, backstop_s: float, watch: MemoryWatch) -> tuple[int | None, str]:
