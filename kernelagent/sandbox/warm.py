@@ -185,7 +185,7 @@ class WarmPool:
                 with theirs:
                     generation = server.submit(request, theirs.fileno())
                 started = time.monotonic()
-                ran, status = _await_status(mine, started, timeout_s, token)
+                ran, status = _await_status(mine, started, timeout_s, token, server.pid)
             finally:
                 mine.close()
             if ran:
@@ -236,7 +236,9 @@ def _encode_request(
     return data
 
 
-def _await_status(sock: socket.socket, started: float, timeout_s: float, token: str) -> tuple[bool, dict | None]:
+def _await_status(
+    sock: socket.socket, started: float, timeout_s: float, token: str, server_pid: int | None
+) -> tuple[bool, dict | None]:
     """(whether the run started, its status). No status means the supervisor died or hung: sweep by marker."""
     run_deadline = started + timeout_s + _STOP_GRACE_S  # the supervisor enforces timeout_s itself
     ran = False
@@ -249,7 +251,7 @@ def _await_status(sock: socket.socket, started: float, timeout_s: float, token: 
             ran = ran or message.get("event") == "started"
     except BaseException:
         sock.close()  # the supervisor sees the hang-up and kills the run's tree
-        _kill_marked_processes_and_wait(token)
+        _kill_marked_processes_and_wait(token, server_pid)
         raise
     if message is not None:
         return True, message["status"]
@@ -257,14 +259,16 @@ def _await_status(sock: socket.socket, started: float, timeout_s: float, token: 
         return False, None
     timed_out = time.monotonic() >= run_deadline
     sock.close()
-    return True, {"leftovers_killed": _kill_marked_processes_and_wait(token), "stopped": timed_out}
+    return True, {"leftovers_killed": _kill_marked_processes_and_wait(token, server_pid), "stopped": timed_out}
 
 
-def _kill_marked_processes_and_wait(token: str) -> int:
+def _kill_marked_processes_and_wait(token: str, server_pid: int | None = None) -> int:
     """runner._kill_marked_processes, but return only once every killed process has really ended.
 
     A dying process's environ reads empty as soon as its memory is detached, while it may still be tearing down a
-    large (torch-sized) address space; a pidfd turns readable only once it has exited.
+    large (torch-sized) address space; a pidfd turns readable only once it has exited. The server (a subreaper)
+    kills a dead supervisor's orphans too, possibly before our sweep sees their marker: those are found as its
+    children that are mid-exit, and waited for as well.
     """
     needle = f"{_MARKER_VAR}={token}".encode()
     pidfds: dict[int, int] = {}
@@ -277,6 +281,8 @@ def _kill_marked_processes_and_wait(token: str) -> int:
             for pid in found:
                 _kill_pinned(pid, pidfds)
             time.sleep(0.002)
+        for pid in _exiting_children_of(server_pid):
+            _kill_pinned(pid, pidfds)
         for pidfd in pidfds.values():
             if pidfd >= 0:
                 select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
@@ -285,6 +291,21 @@ def _kill_marked_processes_and_wait(token: str) -> int:
             if pidfd >= 0:
                 os.close(pidfd)
     return len(pidfds)
+
+
+def _exiting_children_of(parent: int | None) -> list[int]:
+    """Children of `parent` that are exiting: environ already gone, not yet a zombie. Live supervisors keep theirs."""
+    if parent is None:
+        return []
+    exiting = []
+    for pid in _all_pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z" and not any(_environ_of(pid)):
+            exiting.append(pid)
+    return exiting
 
 
 def _kill_pinned(pid: int, pidfds: dict[int, int]) -> None:
@@ -356,6 +377,11 @@ class _ForkServer:
                         raise
                     self._respawn()
         raise AssertionError("unreachable")
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None else None
 
     def ensure_ready(self) -> None:
         with self._lock:
