@@ -47,7 +47,7 @@ fi
 echo "== 1. warm pool on the GPU"
 python3 -m pytest -q tests/test_warm.py -k "cuda or gpu" -p no:cacheprovider 2>&1 | tail -3
 echo "== 2. pipeline on cuda: fp16 linear + bias + ReLU"
-[ "${1:-}" = verify ] || pipeline examples/gpu/linear_bias_relu_fp16.py examples/gpu/script_linear.json --precision fp16 --seeds 1 --rounds 1 \
+[ "${1:-}" = verify ] || pipeline benchmarks/problems/linear_bias_relu.py examples/gpu/script_linear.json --precision fp16 --seeds 1 --rounds 1 \
   --optimise-rounds 1 --draws 2
 echo "== 3. corpus on cuda"
 python3 tests/corpus_runner.py --device cuda --workers 4 --timeout 120 --out "$OUT/corpus-gpu.md" > "$OUT/corpus.log" 2>&1
