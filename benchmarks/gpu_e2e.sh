@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # On the GPU machine, in one call (carry .whl made by ../shared/device/wheels.sh matplotlib):
-#   1. the warm pool's GPU test (forked children initialise CUDA; a real launch works)
+#   1. the sandbox, warm-pool and slot tests (forked children initialise CUDA; a real launch works)
 #   2. a whole pipeline run on CUDA against a scripted endpoint: fp16 linear+bias+ReLU from a deliberately
 #      small-tiled seed -> verify -> benchmark -> autotune -> one LLM optimisation round -> select
-#   3. the verifier corpus on CUDA (warm workers)
-#   4. per-candidate verification latency, cold subprocess vs warm worker
+#   3. per-candidate verification latency, cold subprocess vs warm worker (the shorter step first)
+#   4. the verifier corpus on CUDA (warm workers)
 #   bash benchmarks/gpu_e2e.sh [softmax|verify]   # softmax: the softmax pipeline run instead of 1-4;
 #                                                 # verify: steps 1, 3 and 4 only (the verifier's GPU figures)
 set -uo pipefail
@@ -44,13 +44,13 @@ if [ "${1:-}" = softmax ]; then
   pipeline examples/gpu/softmax_large.md examples/gpu/script.json --seeds 2 --rounds 2 --collect-all --optimise-rounds 1
   exit 0
 fi
-echo "== 1. warm pool on the GPU"
-python3 -m pytest -q tests/test_warm.py -k "cuda or gpu" -p no:cacheprovider 2>&1 | tail -3
+echo "== 1. sandbox, warm pool and GPU slots on the GPU machine (the CUDA-only test included)"
+python3 -m pytest -q tests/test_warm.py tests/test_slots.py tests/test_sandbox.py -p no:cacheprovider -rs 2>&1 | tee "$OUT/sandbox-tests.log" | tail -6
 echo "== 2. pipeline on cuda: fp16 linear + bias + ReLU"
 [ "${1:-}" = verify ] || pipeline benchmarks/problems/linear_bias_relu.py examples/gpu/script_linear.json --precision fp16 --seeds 1 --rounds 1 \
   --optimise-rounds 1 --draws 2
-echo "== 3. corpus on cuda"
+echo "== 3. verification latency"
+python3 benchmarks/verify_latency.py --device cuda --runs 5 2>&1 | tail -8 | tee "$OUT/latency.md"
+echo "== 4. corpus on cuda"
 python3 tests/corpus_runner.py --device cuda --workers 4 --timeout 120 --out "$OUT/corpus-gpu.md" > "$OUT/corpus.log" 2>&1
 echo "corpus exit $?"; grep -E "False passes|❌" "$OUT/corpus-gpu.md"
-echo "== 4. verification latency"
-python3 benchmarks/verify_latency.py --device cuda --runs 5 2>&1 | tail -8 | tee "$OUT/latency.md"

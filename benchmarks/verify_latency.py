@@ -1,4 +1,4 @@
-"""Per-candidate verification wall time: cold subprocess (run_sandboxed) vs warm fork server (WarmPool).
+"""Per-candidate verification wall time: cold subprocess (run_sandboxed) vs warm fork server (the shared WarmPool).
 
 .venv/bin/python benchmarks/verify_latency.py [--runs 5] [--device auto|cpu|cuda]
 """
@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import os
 import platform
 import statistics
@@ -14,12 +14,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kernelagent.sandbox import WarmPool  # noqa: E402
+from kernelagent.sandbox.warm import shared_pool  # noqa: E402
 from kernelagent.verify import verifier  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
@@ -38,10 +37,9 @@ def main() -> int:
         work = Path(tmp)
         cache_dir = verifier.triton_cache_dir(work)
         booted = time.perf_counter()
-        with WarmPool(interpret=interpret) as pool:
-            pool.warm_up()
-            boot_s = time.perf_counter() - booted
-            rows = [_measure_case(case, pool, work, cache_dir, device, args) for case in CASES]
+        shared_pool(interpret).warm_up()  # the pool the verifier's warm path uses
+        boot_s = time.perf_counter() - booted
+        rows = [_measure_case(case, work, cache_dir, device, args) for case in CASES]
     _print_table(_machine(device), rows, boot_s, args.runs)
     return 0
 
@@ -63,7 +61,7 @@ def _resolve_device(requested: str) -> str:
 
 
 def _measure_case(
-    case: tuple[str, str, str], pool: WarmPool, work: Path, cache_dir: Path, device: str, args: argparse.Namespace
+    case: tuple[str, str, str], work: Path, cache_dir: Path, device: str, args: argparse.Namespace
 ) -> tuple[str, float, float]:
     name, problem, candidate = case
     harness = verifier.prepare_reference(
@@ -80,24 +78,33 @@ def _measure_case(
     code = (CORPUS / "honest" / candidate).read_text()
     cold, warm = [], []
     for i in range(args.runs + 1):  # run 0 warms the page cache and Triton's compile cache for both paths
-        cold_s = _verify(code, harness, work / problem / f"cold{i}", args.timeout, runner=None)
-        warm_s = _verify(code, harness, work / problem / f"warm{i}", args.timeout, runner=pool.run)
+        # the verifier's own switch (harness["warm"], what --cold-workers sets), so both paths are the product's
+        cold_s = _verify(code, harness | {"warm": False}, work / problem / f"cold{i}", args.timeout)
+        warm_s = _verify(code, harness | {"warm": True}, work / problem / f"warm{i}", args.timeout)
         if i:
-            cold.append(cold_s)
-            warm.append(warm_s)
-    return name, statistics.median(cold), statistics.median(warm)
+            cold.append(cold_s | _child_phases(work / problem / f"cold{i}"))
+            warm.append(warm_s | _child_phases(work / problem / f"warm{i}"))
+    return name, _medians(cold), _medians(warm)
 
 
-def _verify(code: str, harness: dict, workdir: Path, timeout_s: float, runner) -> float:  # noqa: ANN001
-    """Wall time of the public verifier; runner replaces its run_sandboxed (the one line a warm default changes)."""
-    patch = mock.patch.object(verifier, "run_sandboxed", runner) if runner else contextlib.nullcontext()
-    with patch:
-        started = time.perf_counter()
-        verdict = verifier.verify_reference_candidate(code, harness, workdir, timeout_s=timeout_s)
-        wall_s = time.perf_counter() - started
+def _child_phases(workdir: Path) -> dict[str, float]:
+    """Where the child spent its time, from the report it wrote: imports, building ModelNew, the first forward."""
+    report = json.loads((workdir / "report.json").read_text())
+    return {"import": report["import_s"], "build": report["build_s"], "first forward": report["draws"][0]["wall_s"]}
+
+
+def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _verify(code: str, harness: dict, workdir: Path, timeout_s: float) -> dict[str, float]:
+    """Wall time of the public verifier, cold or warm as the harness says."""
+    started = time.perf_counter()
+    verdict = verifier.verify_reference_candidate(code, harness, workdir, timeout_s=timeout_s)
+    wall_s = time.perf_counter() - started
     if not verdict["passed"]:
         raise SystemExit(f"an honest candidate failed verification: {verdict['reason']}\n{verdict['evidence']}")
-    return wall_s
+    return {"total": wall_s}
 
 
 def _machine(device: str) -> str:
@@ -124,7 +131,16 @@ def _print_table(machine: str, rows: list[tuple], boot_s: float, runs: int) -> N
     print("| machine | case | cold median s | warm median s | speedup |")
     print("|---|---|---:|---:|---:|")
     for name, cold, warm in rows:
-        print(f"| {machine} | {name} | {cold:.3f} | {warm:.3f} | {cold / warm:.1f}x |")
+        print(
+            f"| {machine} | {name} | {cold['total']:.3f} | {warm['total']:.3f} | {cold['total'] / warm['total']:.1f}x |"
+        )
+    phases = [key for key in rows[0][1] if key != "total"]
+    print("\nInside the child (medians, s; the rest of the total is process start, staging and the comparison):\n")
+    print("| case | path | " + " | ".join(phases) + " |")
+    print("|---|---|" + "---:|" * len(phases))
+    for name, cold, warm in rows:
+        for path, cells in (("cold", cold), ("warm", warm)):
+            print(f"| {name} | {path} | " + " | ".join(f"{cells[key]:.3f}" for key in phases) + " |")
 
 
 if __name__ == "__main__":

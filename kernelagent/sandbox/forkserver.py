@@ -6,6 +6,7 @@ Run as ``python -m kernelagent.sandbox.forkserver CONTROL_FD CONFIG_JSON`` (warm
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import io
 import json
@@ -231,7 +232,7 @@ def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str]) ->
     stamp_marker(request["token"])
     _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # daemons and setsid'd grandchildren stay below us
     limits = types.SimpleNamespace(**request["limits"])
-    pid, isolated = _fork_candidate(request, limits, reply, wake_r, boot_path)
+    pid, isolated = _fork_candidate(request, limits, reply, boot_path)
     deadline = time.monotonic() + limits.timeout_s
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))  # the candidate's tree: all below us
     wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch)
@@ -294,7 +295,7 @@ def stamp_marker(token: str) -> bool:
 
 
 def _fork_candidate(
-    request: dict, limits: types.SimpleNamespace, reply: socket.socket, wake_r: int, boot_path: list[str]
+    request: dict, limits: types.SimpleNamespace, reply: socket.socket, boot_path: list[str]
 ) -> tuple[int, bool]:
     """Fork the candidate with limits applied; return (pid, network_isolated) as the candidate itself observed it."""
     own_netns = _netns_id()
@@ -303,8 +304,7 @@ def _fork_candidate(
     report_r, report_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        inherited = (wake_r, report_r, signal.set_wakeup_fd(-1))
-        _candidate_child(request, limits, own_netns, (out_fd, err_fd, report_w), reply, inherited, boot_path)
+        _candidate_child(request, limits, own_netns, (out_fd, err_fd, report_w), reply, boot_path)
     for fd in (out_fd, err_fd, report_w):
         os.close(fd)
     report = os.read(report_r, 1)  # written right after the limits were applied; EOF if the child died first
@@ -342,7 +342,6 @@ def _candidate_child(
     own_netns: str,
     fds: tuple[int, int, int],
     reply: socket.socket,
-    inherited: tuple[int, ...],
     boot_path: list[str],
 ) -> None:
     """Become `python -m module args` under the run's limits and env. Never returns."""
@@ -350,15 +349,14 @@ def _candidate_child(
     try:
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
+        # Before the sweep below: Python would otherwise write signal bytes into whatever file reuses that number.
+        signal.set_wakeup_fd(-1)
         reply.close()  # the candidate must not be able to forge its own status
-        for fd in inherited:
-            if fd >= 0:
-                os.close(fd)
         os.setsid()
         _redirect_stdio(out_fd, err_fd)
         apply_limits_in_child(limits)
         os.write(report_w, b"1" if _netns_id() != own_netns else b"0")
-        os.close(report_w)
+        _close_all_but_stdio()
         _adopt_environment(request["env"], request["cwd"], boot_path)
     except BaseException as exc:  # noqa: B036 - nothing may escape a forked child
         try:
@@ -367,6 +365,16 @@ def _candidate_child(
             os._exit(126)
     code = run_module_as_main(request["module"], request["args"])
     os._exit(code)
+
+
+def _close_all_but_stdio() -> None:
+    """The candidate inherits stdin, stdout and stderr only. A sweep rather than a list of our own descriptors: on
+    the GPU machine (Python 3.12) candidates still saw the server's wake-up pipe and another pipe after the named
+    ones were closed; a list cannot know what a launcher, an import or a Python version leaves open."""
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor is already closed
+                os.close(int(name))
 
 
 def _redirect_stdio(out_fd: int, err_fd: int) -> None:

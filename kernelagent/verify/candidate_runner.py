@@ -43,7 +43,9 @@ def main(workdir: str) -> int:
     try:
         report["phase"] = "import"
         write(report)
-        model = build_candidate(work, config)
+        built = time.perf_counter()
+        model = build_candidate(work, config)  # on a GPU this also creates the child's CUDA context
+        report["build_s"] = round(time.perf_counter() - built, 3)
         report["phase"] = "forward"
         write(report)
         for k in range(config["draws"]):
