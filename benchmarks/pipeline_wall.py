@@ -45,6 +45,7 @@ def one_run(warm: bool, device: str) -> float:
         result = start_run(str(ROOT / "examples" / "softmax.md"), ctx)
         elapsed = time.perf_counter() - started
         assert result["status"] == "passed" and all(s["passed"] for s in result["seeds"]), result
+        print(f"{'warm' if warm else 'cold'} run: {elapsed:.1f} s", file=sys.stderr, flush=True)  # partial results
         return elapsed
 
 
