@@ -5,8 +5,8 @@
 #      small-tiled seed -> verify -> benchmark -> autotune -> one LLM optimisation round -> select
 #   3. per-candidate verification latency, cold subprocess vs warm worker (the shorter step first)
 #   4. the verifier corpus on CUDA (warm workers)
-#   bash benchmarks/gpu_e2e.sh [softmax|verify]   # softmax: the softmax pipeline run instead of 1-4;
-#                                                 # verify: steps 1, 3 and 4 only (the verifier's GPU figures)
+#   bash benchmarks/gpu_e2e.sh [softmax|linear|verify]   # softmax / linear: that pipeline run alone;
+#                                                        # verify: steps 1, 3 and 4 only (the verifier's GPU figures)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>&1 | grep -v "already exists"
@@ -40,15 +40,19 @@ pipeline() {  # spec script run-options...
   summarise "$OUT/result.json"
 }
 
+linear_pipeline() {
+  pipeline benchmarks/problems/linear_bias_relu.py examples/gpu/script_linear.json --precision fp16 --seeds 1 --rounds 1 \
+    --optimise-rounds 1 --draws 2
+}
 if [ "${1:-}" = softmax ]; then
   pipeline examples/gpu/softmax_large.md examples/gpu/script.json --seeds 2 --rounds 2 --collect-all --optimise-rounds 1
   exit 0
 fi
+if [ "${1:-}" = linear ]; then linear_pipeline; exit 0; fi
 echo "== 1. sandbox, warm pool and GPU slots on the GPU machine (the CUDA-only test included)"
 python3 -m pytest -q tests/test_warm.py tests/test_slots.py tests/test_sandbox.py -p no:cacheprovider -rs 2>&1 | tee "$OUT/sandbox-tests.log" | tail -6
 echo "== 2. pipeline on cuda: fp16 linear + bias + ReLU"
-[ "${1:-}" = verify ] || pipeline benchmarks/problems/linear_bias_relu.py examples/gpu/script_linear.json --precision fp16 --seeds 1 --rounds 1 \
-  --optimise-rounds 1 --draws 2
+[ "${1:-}" = verify ] || linear_pipeline
 echo "== 3. verification latency"
 python3 benchmarks/verify_latency.py --device cuda --runs 5 2>&1 | tail -8 | tee "$OUT/latency.md"
 echo "== 4. corpus on cuda"

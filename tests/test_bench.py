@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import shutil
 import tokenize
 from pathlib import Path
 
@@ -251,6 +252,27 @@ def test_child_protocol_with_the_test_clock(cpu_harness, tmp_path):
     assert "ms" in results[3]
     reference = time_reference(harness, tmp_path / "ref")
     assert reference["flops"] == 2 * 48 * 32 * 64 and reference["dtype"] == "float32"
+
+
+def test_benchmark_node_times_every_seed_in_one_child_and_never_twice(cpu_harness, tmp_path):
+    from kernelagent.nodes.benchmark import measure_all
+    from kernelagent.runs.store import RunStore
+
+    harness = {**cpu_harness, "device": "cuda", "_test_clock": "host"}
+    store = RunStore(tmp_path / "run")
+    paths = [store.write_text(f"seed{i}.py", honest("linear_bias_relu__tiled16")) for i in range(2)]
+    items = [(f"seed{i}/round0", str(path)) for i, path in enumerate(paths)]
+    reference = time_reference(harness, tmp_path / "ref")
+    limits = {"copy_gbps": 1000.0, "matmul_tflops": {"float32": 50.0}}  # given ceilings: roofline needs some
+
+    first = measure_all(store, items, harness, reference, limits)
+    assert [r["label"] for r in first] == ["seed0/round0", "seed1/round0"]
+    assert all(r["ms"] > 0 and r["roofline"]["fraction"] > 0 and r["speedup_vs_eager"] is not None for r in first)
+    batches = sorted(p.name for p in store.path("timing").iterdir() if p.is_dir())
+    assert batches == ["batch_seed0_round0_seed1_round0"]  # one child for both
+    shutil.rmtree(store.path("timing", batches[0]))
+    assert measure_all(store, items, harness, reference, limits) == first  # a resumed run reads, never re-times
+    assert not store.path("timing", batches[0]).exists()
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -310,7 +310,7 @@ def test_reference_and_test_mode_runs_take_a_shared_slot(fake_gpus, tmp_path, mo
     from kernelagent.verify import test_mode, verifier
 
     fake = FakeRunner(fake_gpus)
-    monkeypatch.setattr(verifier, "run_sandboxed", fake)
+    monkeypatch.setattr(verifier, "runner_for", lambda *, warm: fake)
     monkeypatch.setattr(test_mode, "run_sandboxed", fake)
     with pytest.raises(ReferenceError_):  # the fake child wrote no meta.json
         verifier.prepare_reference(
@@ -336,7 +336,7 @@ def test_timing_children_get_a_gpu_to_themselves_and_results_name_it(fake_gpus, 
         (cwd / "report.json").write_text('{"results": {"cand_000.py": {"ms": 1.0}}}')
 
     fake = FakeRunner(fake_gpus, report)
-    monkeypatch.setattr(timing, "run_sandboxed", fake)
+    monkeypatch.setattr(timing, "sandbox_runner", lambda harness: fake)
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     for name in ("init.pt", "inputs_0.pt"):

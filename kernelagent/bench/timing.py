@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from kernelagent.runs.store import read_json, write_json
-from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, run_sandboxed, scrubbed_env
-from kernelagent.verify.verifier import child_env, static_checks
+from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env
+from kernelagent.verify.verifier import child_env, sandbox_runner, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
 # do_bench's defaults, with a floor of 20 repetitions so that a slow kernel still gets a median worth the name.
@@ -165,7 +165,9 @@ def _run_child(workdir: Path, config: dict, harness: dict, timeout_s: float) -> 
     write_json(workdir / "config.json", config)
     # A GPU of its own: another candidate beside it would share SMs and memory bandwidth and skew the times.
     with gpu_placement(harness.get("device", "cuda"), exclusive=True) as gpu:
-        run = run_sandboxed(
+        # Warm like verification unless --cold-workers: a fresh process would pay ~10 s of imports per batch on the
+        # GPU machine, and a forked child is as clean for the GPU (it creates its own CUDA context).
+        run = sandbox_runner(harness)(
             [sys.executable, "-m", "kernelagent.bench.timing_runner", str(workdir.resolve())],
             cwd=workdir,
             # CUDA maps a huge virtual address space, so no RLIMIT_AS here (as for GPU verification); the default

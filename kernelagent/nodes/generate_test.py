@@ -34,6 +34,7 @@ def generate_test(state: RunState, runtime: Runtime) -> dict:
             seed=input_seed(state["run_id"]),
             timeout_s=ctx.verify_timeout_s,
             cache_dir=cache_dir,
+            warm=ctx.warm_workers,
         )
     else:
         harness = generate_validated_test(

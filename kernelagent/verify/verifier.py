@@ -46,7 +46,11 @@ def child_env(*, interpret: bool, cache_dir: Path) -> dict[str, str]:
 
 def sandbox_runner(harness: dict):  # noqa: ANN201 - run_sandboxed or its warm twin
     """Warm forked workers by default (same isolation, no torch/triton import per candidate); cold on request."""
-    return run_sandboxed_warm if harness.get("warm", True) else run_sandboxed
+    return runner_for(warm=harness.get("warm", True))
+
+
+def runner_for(*, warm: bool):  # noqa: ANN201
+    return run_sandboxed_warm if warm else run_sandboxed
 
 
 # Resident host memory one run's process tree may hold; KERNELAGENT_HOST_MEMORY_GB overrides it. Concurrent runs
@@ -93,8 +97,10 @@ def prepare_reference(
     seed: int,
     timeout_s: float,
     cache_dir: Path,
+    warm: bool = True,
 ) -> dict:
-    """Runs the reference in its own process; returns the harness description kept in state."""
+    """Runs the reference in its own process (forked from the warm pool unless warm is False); returns the harness
+    description kept in state."""
     ref_dir = harness_dir / "reference"
     ref_dir.mkdir(parents=True, exist_ok=True)
     (ref_dir / "problem.py").write_text(reference_source)
@@ -109,7 +115,7 @@ def prepare_reference(
     }
     write_json(ref_dir / "config.json", config)
     with gpu_placement(device) as gpu:  # "auto" takes a slot too; where no GPU is known it yields None
-        result = run_sandboxed(
+        result = runner_for(warm=warm)(
             [sys.executable, "-m", "kernelagent.verify.reference_runner", str((ref_dir / "config.json").resolve())],
             cwd=ref_dir / "work",
             limits=SandboxLimits(
