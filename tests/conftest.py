@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,68 @@ def context_for(tmp_path, monkeypatch):
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "KERNELAGENT_"))}
     return env | {"PYTHONPATH": str(ROOT)} | extra
+
+
+# What a confined run may and may not touch: a secret outside its folder, this source tree beyond the package, the
+# agent's /proc entries, its own folder and /proc entries, and torch (the Python installation). Prints one JSON object: access -> "ok" or the error's name.
+_FILE_ACCESS = """
+import json, os
+def attempt(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as exc:
+        return type(exc).__name__
+print(json.dumps({{
+    "read_secret": attempt(lambda: open({secret!r}).read()),
+    "list_secret_folder": attempt(lambda: os.listdir({secret_folder!r})),
+    "plant_beside_secret": attempt(lambda: open({plant!r}, "w").write("x")),
+    "read_source_tree_file": attempt(lambda: open({source_file!r}).read()),
+    "read_package": attempt(lambda: open({package_file!r}).read()),
+    "read_agent_environ": attempt(lambda: open("/proc/{agent_pid}/environ").read()),
+    "read_own_proc": attempt(lambda: open("/proc/self/status").read()),
+    "write_own_folder": attempt(lambda: open("mine.txt", "w").write("x")),
+    "import_torch": attempt(lambda: __import__("torch")),
+}}))
+"""
+
+
+@pytest.fixture
+def file_access_probe():
+    """Code for a sandboxed child that tries each access; the secret lives outside any run folder."""
+    folder = Path(tempfile.mkdtemp(prefix="kernelagent-secret-"))
+    (folder / "api_key").write_text("sk-not-for-candidates")
+    yield _FILE_ACCESS.format(
+        secret=str(folder / "api_key"),
+        secret_folder=str(folder),
+        plant=str(folder / "planted.py"),
+        source_file=str(ROOT / "pyproject.toml"),
+        package_file=str(ROOT / "kernelagent" / "__init__.py"),
+        agent_pid=os.getpid(),
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def assert_confined(result) -> None:  # noqa: ANN001 - a SandboxResult
+    from kernelagent.sandbox.reaper import landlock_abi
+
+    if landlock_abi() < 1:
+        pytest.skip("this kernel has no Landlock: runs are not confined (SandboxResult.filesystem_confined is False)")
+    assert result.filesystem_confined, result.tail()
+    seen = json.loads(result.stdout)
+    assert seen == {
+        "read_secret": "PermissionError",
+        "list_secret_folder": "PermissionError",
+        "plant_beside_secret": "PermissionError",
+        "read_source_tree_file": "PermissionError",
+        "read_package": "ok",
+        "read_agent_environ": "PermissionError",  # the agent's environment holds its API keys
+        "read_own_proc": "ok",
+        "write_own_folder": "ok",
+        "import_torch": "ok",
+    }, result.tail()
+
+
+def assert_unconfined(result) -> None:  # noqa: ANN001
+    assert not result.filesystem_confined
+    assert set(json.loads(result.stdout).values()) == {"ok"}, result.tail()

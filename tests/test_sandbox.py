@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import assert_confined, assert_unconfined
 
 from kernelagent.sandbox import SandboxLimits, SandboxResult, apply_limits_in_child, run_sandboxed, scrubbed_env
 
@@ -314,6 +315,11 @@ def test_isolated_child_still_has_its_own_loopback(tmp_path):
     if not result.network_isolated:
         pytest.skip("this OS does not allow a new network namespace")
     assert result.stdout.strip() == "ok", result.tail()
+
+
+def test_a_candidate_reads_only_the_system_python_and_its_folder(tmp_path, file_access_probe):
+    assert_unconfined(run_py(file_access_probe, tmp_path, confine_filesystem=False))  # the accesses work otherwise
+    assert_confined(run_py(file_access_probe, tmp_path))
 
 
 def _python_usable_by_nobody() -> str | None:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import assert_confined, assert_unconfined
 
 from kernelagent.sandbox import SandboxLimits, SandboxResult, WarmPool, run_sandboxed_warm, shared_pool
 from kernelagent.sandbox.warm import _module_and_args
@@ -213,7 +214,8 @@ def test_forked_descendants_carry_the_run_marker_in_proc_environ(pool, tmp_path)
     stamped = [e.decode() for e in block if e.startswith(b"KERNELAGENT_SANDBOX_ID=")]
     print(json.dumps([stamped, os.environ["KERNELAGENT_SANDBOX_ID"]]))
     """
-    result = run_code(pool, code, tmp_path)
+    # Unconfined: a confined candidate may not read another process's /proc entries, and this check reads its child's.
+    result = run_code(pool, code, tmp_path, confine_filesystem=False)
     stamped, token = json.loads(result.stdout)
     assert stamped == [f"KERNELAGENT_SANDBOX_ID={token}"] and len(token) == 16
 
@@ -254,17 +256,16 @@ def test_server_survives_os_exit_and_a_candidate_killing_its_own_process_group(p
 
 
 def test_pool_restarts_a_server_the_candidate_killed_and_nothing_survives(pool, tmp_path):
+    # A confined candidate cannot read other processes' /proc entries to find the server, but it can guess a pid.
+    before = server_pid(pool)
     code = (
         SPAWN_SETSID_GRANDCHILD
-        + """
-    supervisor = os.getppid()
-    server = int(open(f"/proc/{supervisor}/stat").read().rsplit(")", 1)[1].split()[1])
-    os.kill(server, 9)
+        + f"""
+    os.kill({before}, 9)
     print("killed the server", flush=True)
     time.sleep(3600)
     """
     )
-    before = server_pid(pool)
     result = run_code(pool, code, tmp_path, timeout_s=2)
     assert result.timed_out and result.stdout == "killed the server\n"
     assert not is_running(before)
@@ -399,6 +400,11 @@ except OSError as exc:
     sys.exit(7)
 print("connected")
 """
+
+
+def test_a_candidate_reads_only_the_system_python_and_its_folder(pool, tmp_path, file_access_probe):
+    assert_unconfined(run_code(pool, file_access_probe, tmp_path, confine_filesystem=False))
+    assert_confined(run_code(pool, file_access_probe, tmp_path))
 
 
 def test_network_is_isolated_from_host_services(pool, tmp_path, local_http_server):

@@ -33,7 +33,9 @@ from kernelagent.sandbox.reaper import (
     _read_stat,
     _reap_exited_children,
     apply_limits_in_child,
+    isolation_report,
     kill_all_descendants,
+    read_isolation_report,
 )
 from kernelagent.sandbox.runner import _MARKER_VAR, _without_secrets
 from kernelagent.sandbox.warm import MARKER_PLACEHOLDER, MAX_MESSAGE_BYTES
@@ -232,7 +234,7 @@ def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str]) ->
     stamp_marker(request["token"])
     _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # daemons and setsid'd grandchildren stay below us
     limits = types.SimpleNamespace(**request["limits"])
-    pid, isolated = _fork_candidate(request, limits, reply, boot_path)
+    pid, (isolated, confined) = _fork_candidate(request, limits, reply, boot_path)
     deadline = time.monotonic() + limits.timeout_s
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))  # the candidate's tree: all below us
     wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch)
@@ -245,6 +247,7 @@ def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str]) ->
         "leftovers_killed": leftovers,
         "cleanup_complete": not _has_children(),
         "network_isolated": isolated,
+        "filesystem_confined": confined,
     }
     try:
         _send_json(reply, {"event": "status", "status": status})
@@ -296,8 +299,9 @@ def stamp_marker(token: str) -> bool:
 
 def _fork_candidate(
     request: dict, limits: types.SimpleNamespace, reply: socket.socket, boot_path: list[str]
-) -> tuple[int, bool]:
-    """Fork the candidate with limits applied; return (pid, network_isolated) as the candidate itself observed it."""
+) -> tuple[int, tuple[bool, bool]]:
+    """Fork the candidate with limits applied; return (pid, (network_isolated, filesystem_confined)) as the candidate
+    itself observed them."""
     own_netns = _netns_id()
     out_fd = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err_fd = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -307,9 +311,9 @@ def _fork_candidate(
         _candidate_child(request, limits, own_netns, (out_fd, err_fd, report_w), reply, boot_path)
     for fd in (out_fd, err_fd, report_w):
         os.close(fd)
-    report = os.read(report_r, 1)  # written right after the limits were applied; EOF if the child died first
+    report = os.read(report_r, 2)  # written right after the limits were applied; EOF if the child died first
     os.close(report_r)
-    return pid, report == b"1"
+    return pid, read_isolation_report(report)
 
 
 def _wait_for_candidate(
@@ -354,8 +358,8 @@ def _candidate_child(
         reply.close()  # the candidate must not be able to forge its own status
         os.setsid()
         _redirect_stdio(out_fd, err_fd)
-        apply_limits_in_child(limits)
-        os.write(report_w, b"1" if _netns_id() != own_netns else b"0")
+        confined = apply_limits_in_child(limits)
+        os.write(report_w, isolation_report(own_netns, confined))
         _close_all_but_stdio()
         _adopt_environment(request["env"], request["cwd"], boot_path)
     except BaseException as exc:  # noqa: B036 - nothing may escape a forked child

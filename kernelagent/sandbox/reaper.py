@@ -44,14 +44,19 @@ _RSS_MAX_CPU_SHARE = 0.05
 # --------------------------------------------------------------------------- limits (also used by a fork server)
 
 
-def apply_limits_in_child(limits: SandboxLimits) -> None:
-    """Isolate the network (best effort) and set rlimits in the current, already-forked process.
+def apply_limits_in_child(limits: SandboxLimits) -> bool:
+    """Isolate the network, confine the filesystem (both best effort) and set rlimits in the current, already-forked
+    process; returns whether the filesystem confinement took effect.
 
     Call it between fork and exec, or right after fork in a warm fork server. Limits only ever tighten: a request above
-    the current hard limit is clamped to it. Network isolation is silently skipped when the OS refuses it.
+    the current hard limit is clamped to it. Network isolation and filesystem confinement are skipped when the OS
+    refuses them; the caller reports what actually happened (isolation_report).
     """
     if limits.isolate_network:
         _isolate_network()
+    confined = False
+    if getattr(limits, "confine_filesystem", False):
+        confined = confine_filesystem(limits.readable_paths, limits.writable_paths)
     _set_rlimit(resource.RLIMIT_CORE, 0, 0)
     cpu_s = cpu_seconds_for(limits)
     _set_rlimit(resource.RLIMIT_CPU, cpu_s, cpu_s + _CPU_HARD_GRACE_S)
@@ -61,6 +66,79 @@ def apply_limits_in_child(limits: SandboxLimits) -> None:
     # callers turn it off there (apply_memory_limit=False) and only CPU runs get an address-space cap.
     if limits.apply_memory_limit and limits.memory_bytes is not None:
         _set_rlimit(resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes)
+    return confined
+
+
+def isolation_report(own_netns: str, filesystem_confined: bool) -> bytes:
+    """What the child writes to its parent once its limits are in place: two flags, network then filesystem."""
+    return (b"1" if _netns_id() != own_netns else b"0") + (b"1" if filesystem_confined else b"0")
+
+
+def read_isolation_report(report: bytes) -> tuple[bool, bool]:
+    """(network_isolated, filesystem_confined); both False when the child died before it could report."""
+    return report[:1] == b"1", report[1:2] == b"1"
+
+
+# --------------------------------------------------------------------------- filesystem confinement (Landlock)
+
+# Landlock (Linux 5.13+) lets an unprivileged process give up filesystem access for itself and all it starts. The
+# syscall numbers are those of the generic table, the same on x86-64 and arm64.
+_LANDLOCK_CREATE_RULESET, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+_PR_SET_NO_NEW_PRIVS = 38
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_FS_CHANGE_TREE = sum(1 << bit for bit in range(4, 13))  # remove dir/file, make char/dir/reg/sock/fifo/block/sym
+_FS_REFER, _FS_TRUNCATE = 1 << 13, 1 << 14  # ABI 2 and 3; ioctl on devices (ABI 5) is left unhandled: CUDA needs it
+_FS_FILE_ONLY = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE  # what a rule on a plain file may grant
+_FS_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+_FS_WRITE = _FS_READ | _FS_WRITE_FILE | _FS_CHANGE_TREE | _FS_REFER | _FS_TRUNCATE
+_O_PATH = 0o10000000
+
+
+def confine_filesystem(readable: list[str], writable: list[str]) -> bool:
+    """Allow reads (and execution) below readable, reads and writes below writable, nothing else. A path given as
+    "dir:PATH" allows only listing that directory (and those below it), not reading its files. False, with nothing
+    changed, where the kernel has no Landlock."""
+    abi = landlock_abi()
+    if abi < 1:
+        return False
+    libc = _libc()
+    handled = _FS_WRITE & ~(0 if abi >= 3 else _FS_TRUNCATE) & ~(0 if abi >= 2 else _FS_REFER)
+    ruleset = libc.syscall(_LANDLOCK_CREATE_RULESET, ctypes.byref(ctypes.c_uint64(handled)), 8, 0)
+    if ruleset < 0:
+        return False
+    try:
+        for path, access in [*(_read_rule(p) for p in readable), *((p, _FS_WRITE) for p in writable)]:
+            _allow(libc, ruleset, path, access & handled)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return False
+        return libc.syscall(_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
+    finally:
+        os.close(ruleset)
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 or less where it has none (or it is disabled)."""
+    return _libc().syscall(_LANDLOCK_CREATE_RULESET, None, 0, _LANDLOCK_CREATE_RULESET_VERSION)
+
+
+def _read_rule(path: str) -> tuple[str, int]:
+    return (path[4:], _FS_READ_DIR) if path.startswith("dir:") else (path, _FS_READ)
+
+
+def _allow(libc: ctypes.CDLL, ruleset: int, path: str, access: int) -> None:
+    try:
+        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # a path this machine does not have
+    try:
+        if not os.path.isdir(path):
+            access &= _FS_FILE_ONLY
+        rule = struct.pack("=Qi", access, fd)  # struct landlock_path_beneath_attr is packed
+        libc.syscall(_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, ctypes.c_char_p(rule), 0)
+    finally:
+        os.close(fd)
 
 
 def cpu_seconds_for(limits: SandboxLimits) -> int:
@@ -271,8 +349,8 @@ def _become_subreaper(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # parent died before prctl took effect
 
 
-def _spawn(argv: list[str], limits: SandboxLimits, original_mask: set) -> tuple[int, bool]:
-    """Fork+exec the command with limits applied; return (pid, network_isolated).
+def _spawn(argv: list[str], limits: SandboxLimits, original_mask: set) -> tuple[int, tuple[bool, bool]]:
+    """Fork+exec the command with limits applied; return (pid, (network_isolated, filesystem_confined)).
 
     An exec failure is reported like a shell does: a message on the command's stderr and exit status 127/126.
     """
@@ -286,15 +364,15 @@ def _spawn(argv: list[str], limits: SandboxLimits, original_mask: set) -> tuple[
     while chunk := os.read(report_r, 64):
         report += chunk
     os.close(report_r)
-    return pid, report == b"1"
+    return pid, read_isolation_report(report)
 
 
 def _exec_child(argv: list[str], limits: SandboxLimits, original_mask: set, own_netns: str, report_w: int) -> None:
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, original_mask)  # a blocked mask would survive exec
-        apply_limits_in_child(limits)
+        confined = apply_limits_in_child(limits)
         # Report what actually happened rather than what was asked for.
-        os.write(report_w, b"1" if _netns_id() != own_netns else b"0")
+        os.write(report_w, isolation_report(own_netns, confined))
         os.execvp(argv[0], argv)
     except BaseException as exc:  # noqa: B036 - nothing may escape a forked child
         try:
@@ -436,7 +514,7 @@ def run_reaper(config: dict) -> dict:
     original_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE_SIGNALS)
     _become_subreaper(config["parent_pid"])
     limits = types.SimpleNamespace(**config["limits"])
-    pid, isolated = _spawn(config["argv"], limits, original_mask)
+    pid, (isolated, confined) = _spawn(config["argv"], limits, original_mask)
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))
     wait_status, why = _wait_for_main_child(pid, config["backstop_s"], watch)
     leftovers = kill_all_descendants(exclude_pid=pid)
@@ -448,6 +526,7 @@ def run_reaper(config: dict) -> dict:
         "leftovers_killed": leftovers,
         "cleanup_complete": not _has_children(),  # False only if something stayed unkillable (e.g. stuck in a driver)
         "network_isolated": isolated,
+        "filesystem_confined": confined,
     }
 
 

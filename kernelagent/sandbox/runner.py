@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from kernelagent.sandbox.filesystem import confinement_rules
 from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for, memory_note
 
 __all__ = [
@@ -87,6 +88,12 @@ class SandboxLimits:
     # New network namespace when the OS allows it (root or unprivileged user namespaces); otherwise the run goes on
     # with the host network and SandboxResult.network_isolated is False.
     isolate_network: bool = True
+    # Landlock, where the kernel has it (5.13+): the run reads only the system, the Python installation and the import
+    # path, and writes only its folder and caches (filesystem.confinement_rules, filled in per run); otherwise
+    # SandboxResult.filesystem_confined is False. Off for the user's own reference, which may read data files.
+    confine_filesystem: bool = True
+    readable_paths: tuple[str, ...] = ()
+    writable_paths: tuple[str, ...] = ()
     output_limit_bytes: int = 1_000_000  # tail of stdout/stderr kept per stream
 
 
@@ -102,6 +109,7 @@ class SandboxResult:
     network_isolated: bool
     memory_exceeded: bool = False  # killed by the host-memory watchdog (SandboxLimits.rss_bytes)
     rss_peak_bytes: int | None = None  # largest summed resident memory the watchdog sampled; None when not watched
+    filesystem_confined: bool = False  # Landlock took effect (SandboxLimits.confine_filesystem)
 
     def tail(self, n_chars: int = 4000) -> str:
         """Last n_chars of stderr and stdout (stderr gets any budget stdout does not need), for error reports."""
@@ -157,6 +165,7 @@ def run_sandboxed(
     """
     cwd = Path(cwd).resolve()
     child_env = _child_env(cwd, env)
+    limits = with_filesystem_rules(limits, cwd, child_env)
     token = child_env[_MARKER_VAR]
     out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
     status_r, status_w = os.pipe()
@@ -181,6 +190,14 @@ def run_sandboxed(
         for path in (out_path, err_path):
             path.unlink(missing_ok=True)
     return _result_from(status, proc.returncode, stdout, stderr, wall_s)
+
+
+def with_filesystem_rules(limits: SandboxLimits, cwd: Path, child_env: Mapping[str, str]) -> SandboxLimits:
+    """limits with this run's readable and writable paths, when it is to be confined."""
+    if not limits.confine_filesystem:
+        return limits
+    readable, writable = confinement_rules(cwd, child_env)
+    return replace(limits, readable_paths=readable, writable_paths=writable)
 
 
 def _child_env(cwd: Path, env: Mapping[str, str] | None) -> dict[str, str]:
@@ -371,6 +388,7 @@ def _result_from(
         network_isolated=bool(status.get("network_isolated", False)),
         memory_exceeded=memory_exceeded,
         rss_peak_bytes=status.get("rss_peak_bytes"),
+        filesystem_confined=bool(status.get("filesystem_confined", False)),
     )
 
 

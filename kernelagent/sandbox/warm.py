@@ -34,6 +34,7 @@ from kernelagent.sandbox.runner import (
     _result_from,
     run_sandboxed,
     scrubbed_env,
+    with_filesystem_rules,
 )
 
 __all__ = ["DEFAULT_PRELOAD", "WarmPool", "WarmPoolError", "run_sandboxed_warm", "shared_pool"]
@@ -131,6 +132,7 @@ class WarmPool:
         child_env = _child_env(cwd, env)
         if is_interpret_env(child_env) != self.interpret:
             raise ValueError(f"TRITON_INTERPRET in env does not match this pool (interpret={self.interpret})")
+        limits = with_filesystem_rules(limits, cwd, child_env)
         token = child_env[_MARKER_VAR]
         out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
         request = _encode_request(module, args, cwd, limits, child_env, out_path, err_path)

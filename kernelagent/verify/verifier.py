@@ -118,8 +118,13 @@ def prepare_reference(
         result = runner_for(warm=warm)(
             [sys.executable, "-m", "kernelagent.verify.reference_runner", str((ref_dir / "config.json").resolve())],
             cwd=ref_dir / "work",
+            # The user's own code, which may read its data files: not confined to its folder like a candidate.
             limits=SandboxLimits(
-                timeout_s=timeout_s, apply_memory_limit=False, isolate_network=False, rss_bytes=host_memory_limit()
+                timeout_s=timeout_s,
+                apply_memory_limit=False,
+                isolate_network=False,
+                confine_filesystem=False,
+                rss_bytes=host_memory_limit(),
             ),
             env=pinned_env(child_env(interpret=False, cache_dir=cache_dir), gpu),
         )
@@ -209,6 +214,7 @@ def _run_and_compare(code, harness, workdir, timeout_s, tf32, rtol, atol) -> V.V
         "signal": run.signal_name,
         "leftovers_killed": run.leftovers_killed,
         "network_isolated": run.network_isolated,
+        "filesystem_confined": run.filesystem_confined,
         "import_s": report.get("import_s"),
         "rss_peak_bytes": run.rss_peak_bytes,
         **({"gpu": gpu} if gpu is not None else {}),

@@ -1,0 +1,67 @@
+"""Which paths a confined run may read and write (the parent's half; reaper.confine_filesystem applies them).
+
+A run may read the system (libraries, compilers, the GPU driver's files, /proc, /sys), the Python installation and
+the import path, and may write its own folder, its HOME/TMPDIR and the compile caches named in its environment.
+It may not read the rest: the user's home, the agent's working directory with its `.env`, the runs folder with
+other runs and the expected outputs, this source tree beyond the `kernelagent` package.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+# Read-only: what an interpreter, a compiler and the CUDA driver need. Not /run as a whole (containers mount secrets
+# at /run/secrets), not /tmp, /home, /root, /srv, /mnt, /var. /dev is writable: /dev/null, /dev/shm and the GPU's
+# device files are opened for writing.
+_SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/sys", "/nix",
+                "/snap", "/run/nvidia-persistenced")
+_SYSTEM_WRITE = ("/dev",)
+# Where the run's own tools keep files: Triton's and Inductor's caches, the HOME and TMPDIR the sandbox points into cwd.
+_WRITABLE_ENV = ("HOME", "TMPDIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the kernelagent package
+_PACKAGE = _SOURCE_ROOT / "kernelagent"
+
+
+def confinement_rules(cwd: Path, env: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(readable, writable) for a run in cwd with env; a "dir:" prefix allows listing a folder, not reading files."""
+    writable = [str(cwd), *(env[name] for name in _WRITABLE_ENV if env.get(name)), *_SYSTEM_WRITE]
+    readable = [*_SYSTEM_READ, *_proc(), *_python_installation(), *_import_path(env)]
+    return tuple(dict.fromkeys(readable)), tuple(dict.fromkeys(writable))
+
+
+def _proc() -> list[str]:
+    """/proc without other processes' folders: the agent's /proc/PID/environ and mem hold its API keys, and a root
+    candidate could read them. Its own folder comes through /proc/self, which the child resolves when it applies
+    the rules; the system-wide entries (cpuinfo, meminfo, sys, driver/nvidia, ...) are read as usual."""
+    try:
+        shared = [f"/proc/{name}" for name in os.listdir("/proc") if not name.isdigit()]
+    except OSError:
+        return []
+    return ["dir:/proc", "/proc/self", "/proc/thread-self", *sorted(set(shared) - {"/proc/self", "/proc/thread-self"})]
+
+
+def _python_installation() -> list[str]:
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    executable = Path(sys.executable)
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+    return [*sorted(prefixes), str(executable.parent), str(executable.resolve().parent), *([user_site] if user_site else [])]
+
+
+def _import_path(env: Mapping[str, str]) -> list[str]:
+    """This interpreter's sys.path (what .pth files and PYTHONPATH added, as a child started the same way would get)
+    and the child's PYTHONPATH, minus working directories; this source tree only as its package."""
+    entries = [*sys.path, *env.get("PYTHONPATH", "").split(":")]
+    rules = []
+    for entry in entries:
+        if not entry or not Path(entry).is_absolute():
+            continue  # "" and relative entries mean some working directory, never a place to open up
+        path = Path(entry).resolve()
+        if path == _SOURCE_ROOT:  # a source checkout: its .env, runs/ and tests stay closed
+            rules += [f"dir:{path}", str(_PACKAGE)]
+        elif path != Path.cwd().resolve():
+            rules.append(str(path))
+    return rules
