@@ -543,11 +543,14 @@ def test_gpu_pool_children_can_initialise_cuda_on_their_slot(tmp_path):
     x = torch.ones(4, device="cuda") * 2
     print(torch.cuda.device_count(), float(x.sum()))
     """
+    from kernelagent.verify.verifier import confines_filesystem
+
+    gpu_limits = {"apply_memory_limit": False, "confine_filesystem": confines_filesystem("cuda")}  # as GPU runs get
     with WarmPool(interpret=False) as gpu_pool:
         gpu_pool.warm_up()
         for _ in range(2):  # twice: a second fork must still be able to initialise CUDA
             env = {"CUDA_VISIBLE_DEVICES": "0", "PATH": os.environ["PATH"]}
-            result = run_code(gpu_pool, code, tmp_path, env=env, apply_memory_limit=False)
+            result = run_code(gpu_pool, code, tmp_path, env=env, **gpu_limits)
             assert result.stdout.split() == ["1", "8.0"], result.tail()
         # A real Triton launch on the GPU: compiles (or reuses the shared cache) and builds the launcher in the child.
         from kernelagent.verify.verifier import child_env
@@ -555,5 +558,5 @@ def test_gpu_pool_children_can_initialise_cuda_on_their_slot(tmp_path):
         gpu_jit = JIT_ON_CPU.replace("torch.arange(100, dtype=torch.float32)", "torch.arange(100., device='cuda')")
         env = child_env(interpret=False, cache_dir=tmp_path / "tcache") | {"CUDA_VISIBLE_DEVICES": "0"}
         env.pop("TRITON_INTERPRET", None)
-        result = run_code(gpu_pool, gpu_jit, tmp_path, env=env, apply_memory_limit=False, timeout_s=300)
+        result = run_code(gpu_pool, gpu_jit, tmp_path, env=env, timeout_s=300, **gpu_limits)
         assert result.stdout.strip() == "JITFunction True", result.tail()

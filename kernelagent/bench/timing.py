@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kernelagent.runs.store import read_json, write_json
 from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env
-from kernelagent.verify.verifier import child_env, sandbox_runner, static_checks
+from kernelagent.verify.verifier import child_env, confines_filesystem, sandbox_runner, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
 # do_bench's defaults, with a floor of 20 repetitions so that a slow kernel still gets a median worth the name.
@@ -172,7 +172,11 @@ def _run_child(workdir: Path, config: dict, harness: dict, timeout_s: float) -> 
             cwd=workdir,
             # CUDA maps a huge virtual address space, so no RLIMIT_AS here (as for GPU verification); the default
             # host-memory watchdog (SandboxLimits.rss_bytes) still applies.
-            limits=SandboxLimits(timeout_s=max(1.0, timeout_s), apply_memory_limit=False),
+            limits=SandboxLimits(
+                timeout_s=max(1.0, timeout_s),
+                apply_memory_limit=False,
+                confine_filesystem=confines_filesystem(harness.get("device", "cuda")),
+            ),
             env=pinned_env(_env(harness), gpu),
         )
     (workdir / "sandbox.log").write_text(f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}")

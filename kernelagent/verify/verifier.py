@@ -72,7 +72,14 @@ def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | No
         memory_bytes=8 * 1024**3,
         apply_memory_limit=device == "cpu",
         rss_bytes=host_memory_bytes or host_memory_limit(),
+        confine_filesystem=confines_filesystem(device),
     )
+
+
+def confines_filesystem(device: str) -> bool:
+    """Landlock confinement for CPU runs only: under it the H100 machine's CUDA failed to initialise (cudaGetDeviceCount:
+    error 304, "OS call failed"), so GPU runs go unconfined, recorded as filesystem_confined=False in each verdict."""
+    return device != "cuda"
 
 
 def triton_cache_dir(runs_dir: Path) -> Path:
