@@ -322,6 +322,20 @@ def test_a_candidate_reads_only_the_system_python_and_its_folder(tmp_path, file_
     assert_confined(run_py(file_access_probe, tmp_path))
 
 
+def test_confinement_rules_open_no_real_home_no_source_tree_and_no_other_process(tmp_path):
+    from kernelagent.sandbox.filesystem import confinement_rules
+
+    cwd = tmp_path.resolve()
+    env = {"HOME": "/root", "TMPDIR": str(cwd / "tmp"), "TRITON_CACHE_DIR": "/var/cache/triton", "PYTHONPATH": "x"}
+    readable, writable = confinement_rules(cwd, env)
+    assert writable[:3] == (str(cwd), "/var/cache/triton", str(cwd / "tmp")) and "/root" not in writable
+    assert f"dir:{REPO_ROOT}" in readable and str(REPO_ROOT / "kernelagent") in readable
+    assert str(REPO_ROOT) not in readable  # its .env, runs/ and tests stay closed
+    assert "/proc/self" in readable and "/proc" not in readable
+    assert not [path for path in readable if path.startswith("/proc/") and path[6:].isdigit()]
+    assert "x" not in readable  # a relative PYTHONPATH entry is some working directory
+
+
 def _python_usable_by_nobody() -> str | None:
     # The venv's base interpreter may live under /root (mode 700); a system Python is readable by everyone.
     for candidate in (PY, "/usr/bin/python3"):

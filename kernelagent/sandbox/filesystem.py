@@ -14,21 +14,26 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# Read-only: what an interpreter, a compiler and the CUDA driver need. Not /run as a whole (containers mount secrets
+# Read-only: what an interpreter and a compiler need (and the CUDA driver, once GPU runs are confined: see
+# verifier.confines_filesystem). Not /run as a whole (containers mount secrets
 # at /run/secrets), not /tmp, /home, /root, /srv, /mnt, /var. /dev is writable: /dev/null, /dev/shm and the GPU's
 # device files are opened for writing.
 _SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/sys", "/nix",
                 "/snap", "/run/nvidia-persistenced")
 _SYSTEM_WRITE = ("/dev",)
-# Where the run's own tools keep files: Triton's and Inductor's caches, the HOME and TMPDIR the sandbox points into cwd.
-_WRITABLE_ENV = ("HOME", "TMPDIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
+# Where the run's own tools keep files: Triton's and Inductor's caches wherever they are; HOME and TMPDIR only when
+# they lie in the run's folder (where the sandbox points them), never a real home an explicit env passed through.
+_CACHE_ENV = ("TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
+_SCRATCH_ENV = ("HOME", "TMPDIR")
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the kernelagent package
 _PACKAGE = _SOURCE_ROOT / "kernelagent"
 
 
 def confinement_rules(cwd: Path, env: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(readable, writable) for a run in cwd with env; a "dir:" prefix allows listing a folder, not reading files."""
-    writable = [str(cwd), *(env[name] for name in _WRITABLE_ENV if env.get(name)), *_SYSTEM_WRITE]
+    caches = [env[name] for name in _CACHE_ENV if env.get(name)]
+    scratch = [env[name] for name in _SCRATCH_ENV if env.get(name) and Path(env[name]).resolve().is_relative_to(cwd)]
+    writable = [str(cwd), *caches, *scratch, *_SYSTEM_WRITE]
     readable = [*_SYSTEM_READ, *_proc(), *_python_installation(), *_import_path(env)]
     return tuple(dict.fromkeys(readable)), tuple(dict.fromkeys(writable))
 
