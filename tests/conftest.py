@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,55 @@ def assert_confined(result) -> None:  # noqa: ANN001 - a SandboxResult
 def assert_unconfined(result) -> None:  # noqa: ANN001
     assert not result.filesystem_confined
     assert set(json.loads(result.stdout).values()) == {"ok"}, result.tail()
+
+
+# Shared by the cold (test_sandbox) and warm (test_warm) sandbox tests, which assert the same guarantees.
+
+
+def is_running(pid: int) -> bool:
+    """True while pid exists and is not a zombie (an already-dead process nobody has reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()]
+
+
+# Forks a grandchild that leaves our process group and session, records its pid, and would sleep forever.
+SPAWN_SETSID_GRANDCHILD = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        with open("pids.txt", "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        time.sleep(3600)
+        os._exit(0)
+    while not os.path.exists("pids.txt"):
+        time.sleep(0.01)
+"""
+
+
+
+@pytest.fixture
+def local_http_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
+except OSError as exc:
+    print(type(exc).__name__, exc)
+    sys.exit(7)
+print("connected")
+"""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import resource
@@ -12,13 +11,19 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import assert_confined, assert_unconfined
+from conftest import (
+    CONNECT,
+    SPAWN_SETSID_GRANDCHILD,
+    assert_confined,
+    assert_unconfined,
+    is_running,
+    read_pids,
+)
 
 from kernelagent.sandbox import SandboxLimits, SandboxResult, apply_limits_in_child, run_sandboxed, scrubbed_env
 
@@ -30,33 +35,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def run_py(code: str, cwd: Path, **limit_overrides) -> SandboxResult:
     return run_sandboxed([PY, "-c", textwrap.dedent(code)], cwd=cwd, limits=SandboxLimits(**limit_overrides))
-
-
-def is_running(pid: int) -> bool:
-    """True while pid exists and is not a zombie (an already-dead process nobody has reaped yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def read_pids(path: Path) -> list[int]:
-    return [int(line) for line in path.read_text().split()]
-
-
-# Forks a grandchild that leaves our process group and session, records its pid, and would sleep forever.
-SPAWN_SETSID_GRANDCHILD = """
-    import os, time
-    if os.fork() == 0:
-        os.setsid()
-        with open("pids.txt", "a") as f:
-            f.write(f"{os.getpid()}\\n")
-        time.sleep(3600)
-        os._exit(0)
-    while not os.path.exists("pids.txt"):
-        time.sleep(0.01)
-"""
 
 
 def test_exit_code_and_both_streams_are_captured(tmp_path):
@@ -270,27 +248,6 @@ def test_huge_output_is_truncated_to_its_tail(tmp_path):
     assert result.stdout.startswith("[... ") and "bytes truncated ...]" in result.stdout
     assert result.stdout.endswith("THE END\n")
     assert len(result.stdout) < 1_000_000 + 100
-
-
-@pytest.fixture
-def local_http_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
-except OSError as exc:
-    print(type(exc).__name__, exc)
-    sys.exit(7)
-print("connected")
-"""
 
 
 def test_network_is_isolated_from_host_services(tmp_path, local_http_server):

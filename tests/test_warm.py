@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import http.server
 import itertools
 import json
 import os
 import signal
 import sys
 import textwrap
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import assert_confined, assert_unconfined
+from conftest import (
+    CONNECT,
+    SPAWN_SETSID_GRANDCHILD,
+    is_running,
+    read_pids,
+)
 
 from kernelagent.sandbox import SandboxLimits, SandboxResult, WarmPool, run_sandboxed_warm, shared_pool
 from kernelagent.sandbox.warm import _module_and_args
@@ -52,35 +55,9 @@ def server_pid(pool: WarmPool) -> int:
     return pool._servers[0].info["pid"]
 
 
-def is_running(pid: int) -> bool:
-    """True while pid exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def read_pids(path: Path) -> list[int]:
-    return [int(line) for line in path.read_text().split()]
-
-
 def assert_still_serving(pool: WarmPool, cwd: Path) -> None:
     result = run_code(pool, "print('still here')", cwd)
     assert (result.returncode, result.stdout) == (0, "still here\n"), result.tail()
-
-
-SPAWN_SETSID_GRANDCHILD = """
-    import os, time
-    if os.fork() == 0:
-        os.setsid()
-        with open("pids.txt", "a") as f:
-            f.write(f"{os.getpid()}\\n")
-        time.sleep(3600)
-        os._exit(0)
-    while not os.path.exists("pids.txt"):
-        time.sleep(0.01)
-"""
 
 
 # --------------------------------------------------------------------------- same guarantees as the cold path
@@ -379,32 +356,6 @@ def test_crash_by_signal_is_reported(pool, tmp_path):
     assert result.returncode == -signal.SIGSEGV
     assert not result.timed_out
     assert_still_serving(pool, tmp_path)
-
-
-@pytest.fixture
-def local_http_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=3).close()
-except OSError as exc:
-    print(type(exc).__name__, exc)
-    sys.exit(7)
-print("connected")
-"""
-
-
-def test_a_candidate_reads_only_the_system_python_and_its_folder(pool, tmp_path, file_access_probe):
-    assert_unconfined(run_code(pool, file_access_probe, tmp_path, confine_filesystem=False))
-    assert_confined(run_code(pool, file_access_probe, tmp_path))
 
 
 def test_network_is_isolated_from_host_services(pool, tmp_path, local_http_server):
