@@ -49,13 +49,15 @@ def measure_all(store, items: list[tuple[str, str]], harness: dict, reference: d
     """measure() for several (label, path) pairs, timed in one child: one CUDA context and one set of imports for
     all of them, and times that compare within a process (separate processes have differed by 14%)."""
     paths = {label: store.path("timing", f"{_slug(label)}.json") for label, _ in items}
-    todo = [(label, path) for label, path in items if read_json(paths[label]) is None]
+    results = {label: read_json(paths[label]) for label, _ in items}
+    todo = [(label, path) for label, path in items if results[label] is None]
     if todo:
         folder = store.path("timing", "batch_" + "_".join(_slug(label) for label, _ in todo)[:80])
         timed = time_candidates([Path(path).read_text() for _, path in todo], harness, folder)
         for (label, path), one in zip(todo, timed, strict=True):
-            write_json(paths[label], _with_position(one, label, path, reference, limits))
-    return [read_json(paths[label]) for label, _ in items]
+            results[label] = _with_position(one, label, path, reference, limits)
+            write_json(paths[label], results[label])
+    return [results[label] for label, _ in items]
 
 
 def _slug(label: str) -> str:

@@ -8,6 +8,7 @@ other runs and the expected outputs, this source tree beyond the `kernelagent` p
 
 from __future__ import annotations
 
+import functools
 import os
 import site
 import sys
@@ -38,6 +39,7 @@ def confinement_rules(cwd: Path, env: Mapping[str, str]) -> tuple[tuple[str, ...
     return tuple(dict.fromkeys(readable)), tuple(dict.fromkeys(writable))
 
 
+@functools.cache  # the same for every run of this process: kept off the per-candidate path
 def _proc() -> list[str]:
     """/proc without other processes' folders: the agent's /proc/PID/environ and mem hold its API keys, and a root
     candidate could read them. Its own folder comes through /proc/self, which the child resolves when it applies
@@ -49,6 +51,7 @@ def _proc() -> list[str]:
     return ["dir:/proc", "/proc/self", "/proc/thread-self", *sorted(set(shared) - {"/proc/self", "/proc/thread-self"})]
 
 
+@functools.cache
 def _python_installation() -> list[str]:
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     executable = Path(sys.executable)

@@ -55,7 +55,7 @@ def apply_limits_in_child(limits: SandboxLimits) -> bool:
     if limits.isolate_network:
         _isolate_network()
     confined = False
-    if getattr(limits, "confine_filesystem", False):
+    if limits.confine_filesystem:
         confined = confine_filesystem(limits.readable_paths, limits.writable_paths)
     _set_rlimit(resource.RLIMIT_CORE, 0, 0)
     cpu_s = cpu_seconds_for(limits)
