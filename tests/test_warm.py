@@ -16,6 +16,8 @@ import pytest
 from conftest import (
     CONNECT,
     SPAWN_SETSID_GRANDCHILD,
+    assert_confined,
+    assert_unconfined,
     is_running,
     read_pids,
 )
@@ -356,6 +358,11 @@ def test_crash_by_signal_is_reported(pool, tmp_path):
     assert result.returncode == -signal.SIGSEGV
     assert not result.timed_out
     assert_still_serving(pool, tmp_path)
+
+
+def test_a_candidate_reads_only_the_system_python_and_its_folder(pool, tmp_path, file_access_probe):
+    assert_unconfined(run_code(pool, file_access_probe, tmp_path, confine_filesystem=False))
+    assert_confined(run_code(pool, file_access_probe, tmp_path))
 
 
 def test_network_is_isolated_from_host_services(pool, tmp_path, local_http_server):
