@@ -12,6 +12,7 @@ from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, stored_context  #
 from kernelagent.errors import KernelAgentError, RunNotFound
 from kernelagent.graph.builder import build_graph
 from kernelagent.graph.context import RunContext
+from kernelagent.runs.lock import driving, holder
 from kernelagent.runs.store import RunStore, list_runs, new_run_id
 from kernelagent.spec import load_problem
 
@@ -34,12 +35,14 @@ def start_run(
     run_id = run_id or new_run_id(problem.name)
     store = RunStore.at(ctx.runs_dir, run_id)
     store.root.mkdir(parents=True)
-    store.update_meta(
-        spec=str(Path(spec_path).resolve()), context=stored_context(ctx.to_dict()), status="running", pid=os.getpid()
-    )
-    inputs = {"spec_path": str(Path(spec_path).resolve()), "run_id": run_id}
-    _announce(on_event, run_id, store)
-    return _drive(run_id, inputs, ctx, store, on_event)
+    with driving(store.root, f"run {run_id}"):
+        store.update_meta(
+            spec=str(Path(spec_path).resolve()), context=stored_context(ctx.to_dict()), status="running",
+            pid=os.getpid(),
+        )
+        inputs = {"spec_path": str(Path(spec_path).resolve()), "run_id": run_id}
+        _announce(on_event, run_id, store)
+        return _drive(run_id, inputs, ctx, store, on_event)
 
 
 def resume_run(run_id: str, runs_dir: str, overrides: dict | None = None, on_event=None) -> dict:  # noqa: ANN001
@@ -47,12 +50,13 @@ def resume_run(run_id: str, runs_dir: str, overrides: dict | None = None, on_eve
     meta = store.meta()
     if not meta:
         raise RunNotFound(f"no run {run_id!r} under {runs_dir}/ (see `python cli.py runs`)")
-    ctx = RunContext.from_dict(meta["context"] | (overrides or {}))
-    store.update_meta(status="running", pid=os.getpid(), context=stored_context(ctx.to_dict()))
-    # Killed before the first checkpoint: nothing to resume from, so start the same run from its input.
-    restart_input = {"spec_path": meta["spec"], "run_id": run_id}
-    _announce(on_event, run_id, store)
-    return _drive(run_id, None, ctx, store, on_event, restart_input)
+    with driving(store.root, f"run {run_id}"):  # before any change: a refused second driver leaves no trace
+        ctx = RunContext.from_dict(meta["context"] | (overrides or {}))
+        store.update_meta(status="running", pid=os.getpid(), context=stored_context(ctx.to_dict()))
+        # Killed before the first checkpoint: nothing to resume from, so start the same run from its input.
+        restart_input = {"spec_path": meta["spec"], "run_id": run_id}
+        _announce(on_event, run_id, store)
+        return _drive(run_id, None, ctx, store, on_event, restart_input)
 
 
 def _announce(on_event: ProgressCallback | None, run_id: str, store: RunStore) -> None:
@@ -109,20 +113,10 @@ def runs_table(runs_dir: str) -> list[dict]:
     rows = []
     for meta in list_runs(runs_dir):
         status = meta.get("status", "?")
-        if status == "running" and not _alive(meta.get("pid")):
-            status = "interrupted"
+        if status == "running" and holder(Path(runs_dir) / meta["run_id"]) is None:
+            status = "interrupted"  # its driver died without saying so (kill -9, a reboot)
         rows.append({**meta, "status": status})
     return rows
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def graph_mermaid() -> str:

@@ -7,9 +7,11 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: an exception KernelAgent did not expect
 EXIT_BUDGET = 5  # kernelagent.budget.BudgetExceeded
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+EXIT_HANGUP = 129  # SIGHUP: the terminal or session went away
+EXIT_TERMINATED = 143  # SIGTERM: `timeout`, `docker stop`, Slurm
 
 # Exit codes after which `resume RUN_ID` continues the run where it stopped.
-RESUMABLE_EXIT_CODES = frozenset({3, EXIT_BUDGET, EXIT_INTERRUPTED})
+RESUMABLE_EXIT_CODES = frozenset({3, EXIT_BUDGET, 6, EXIT_INTERRUPTED, EXIT_HANGUP, EXIT_TERMINATED})
 
 
 class KernelAgentError(Exception):
@@ -56,3 +58,17 @@ class NoKernelPassed(KernelAgentError):
     """Every seed spent its budget without a verified kernel."""
 
     exit_code = 4
+
+
+class EnvironmentFault(KernelAgentError):
+    """The machine, not the input or KernelAgent: a full or read-only disk, a corrupt database or run file. Fix what
+    the message names, then resume."""
+
+    exit_code = 6
+
+
+class RunBusy(KernelAgentError):
+    """Another live process drives this run or suite; a second driver would double every request and overwrite its
+    files."""
+
+    exit_code = 7

@@ -20,6 +20,7 @@ from kernelagent.budget import BudgetExceeded
 from kernelagent.checkpoints import stored_context
 from kernelagent.errors import KernelAgentError, RunNotFound, UsageError
 from kernelagent.graph.context import RunContext
+from kernelagent.runs.lock import driving
 from kernelagent.runs.store import RunStore, new_run_id, read_json, write_json
 from kernelagent.spec import load_problem
 from kernelagent.suite.discover import SuiteProblem
@@ -99,7 +100,11 @@ def run_suite(suite: Suite, parallel: int, overrides: dict | None = None, on_eve
     """Runs, resumes or skips every problem, `parallel` at a time; writes the tables; returns their summary."""
     if parallel < 1:
         raise UsageError("--parallel must be at least 1")
-    ctx = suite.context(overrides)
+    with driving(suite.root, f"suite {suite.suite_id}"):
+        return _run_all(suite, parallel, suite.context(overrides), on_event)
+
+
+def _run_all(suite: Suite, parallel: int, ctx: RunContext, on_event: Progress | None) -> dict:
     entries = suite.data()["problems"]
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="suite")
     try:

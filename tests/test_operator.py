@@ -1,0 +1,113 @@
+"""Operating runs: one driver per run or suite, signals, faults of the machine and the endpoint, each a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SOFTMAX_SPEC, rule
+from test_cli import cli, llm_env, run_args
+
+from kernelagent.errors import RunBusy
+from kernelagent.runs.lock import LOCK_FILE, DriverLock, holder
+
+SLOW_SEED = {"file": "softmax_correct.md", "delay_s": 120}
+
+
+def start_cli(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 180) -> None:  # noqa: ANN001
+    deadline = time.time() + timeout
+    while not condition():
+        assert process.poll() is None, f"exited {process.returncode} before {what}: {process.communicate()}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def only_run_dir(runs: Path) -> Path:
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and (p / "run.json").exists()]
+    return run_dir
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {text!r}"
+    return lines[0]
+
+
+# --- one driver per run -----------------------------------------------------------------------------------------------
+
+
+def test_a_second_driver_is_refused_and_a_killed_drivers_lock_is_recovered(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, SLOW_SEED, "softmax_correct.md"))
+    env = llm_env(server)
+    first = start_cli(*run_args(tmp_path, "--seeds", "1"), env=env)
+    wait_for(lambda: server.count(task="seed") == 1, first, "the seed request")
+    run_dir = only_run_dir(tmp_path)
+
+    second = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
+    assert second.returncode == 7, second.stdout + second.stderr
+    line = one_line(second.stderr)
+    assert f"run {run_dir.name} is already being driven by pid {first.pid} on {socket.gethostname()}" in line
+    listing = cli("runs", "--runs-dir", str(tmp_path), env=env)
+    assert "running" in listing.stdout
+    assert server.count(task="seed") == 1  # the refused driver asked nothing
+
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert holder(run_dir) is None  # the kernel released the dead driver's lock
+    resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "passed"
+
+
+def test_a_lock_of_another_host_holds_until_its_heartbeat_is_stale(tmp_path):
+    def foreign_lock(heartbeat_age_s: float) -> None:
+        owner = {"pid": 4242, "host": "other-host", "started": time.time() - 600,
+                 "heartbeat": time.time() - heartbeat_age_s}
+        (tmp_path / LOCK_FILE).write_text(json.dumps(owner))
+
+    foreign_lock(heartbeat_age_s=5)
+    with pytest.raises(RunBusy, match="run r1 is already being driven by pid 4242 on other-host"):
+        DriverLock(tmp_path, "run r1").acquire()
+    assert holder(tmp_path)["host"] == "other-host"
+
+    foreign_lock(heartbeat_age_s=3600)  # that host died: its lock is recovered
+    assert holder(tmp_path) is None
+    lock = DriverLock(tmp_path, "run r1")
+    lock.acquire()
+    try:
+        assert holder(tmp_path)["pid"] == os.getpid()
+        with pytest.raises(RunBusy, match=f"pid {os.getpid()}"):
+            DriverLock(tmp_path, "run r1").acquire()  # a second driver in the same process is refused too
+    finally:
+        lock.release()
+    assert holder(tmp_path) is None
+
+
+def test_a_second_bench_driver_is_refused(scripted_llm, tmp_path):
+    problems = tmp_path / "problems"
+    problems.mkdir()
+    (problems / "softmax.md").write_text(SOFTMAX_SPEC.read_text())
+    server = scripted_llm(rule("s0", "seed", 0, SLOW_SEED))
+    env = llm_env(server)
+    runs = tmp_path / "runs"
+    first = start_cli("bench", str(problems), "--runs-dir", str(runs), "--suite-id", "s1", "--seeds", "1",
+                      "--draws", "1", "--device", "cpu", env=env)
+    wait_for(lambda: server.count(task="seed") == 1, first, "the seed request")
+    second = cli("bench", "--resume", "s1", "--runs-dir", str(runs), env=env)
+    first.kill()
+    first.wait()
+    assert second.returncode == 7, second.stdout + second.stderr
+    assert f"suite s1 is already being driven by pid {first.pid}" in one_line(second.stderr)
+    assert server.count(task="seed") == 1
