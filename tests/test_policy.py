@@ -388,7 +388,7 @@ def test_aliased_imports_and_shadowed_builtins():
     assert "torch_compute_in_forward" in _rules(aliased.replace("return out", "return tr.language.sum(x) + x"),
                                                 entry="kernel_function")
     # a module-level call that looks like a builtin but is candidate code runs at import
-    assert "early_exit" in _rules(KERNEL + "\ndef int(v):\n    return v\n\nN = int(3)\n")
+    assert "early_exit" in _rules(KERNEL + "\ndef int(v):\n    print('PASS')\n    return v\n\nN = int(3)\n")
     assert "early_exit" not in _rules(KERNEL + "\nN = int(3)\nCFG = [triton.Config({'BLOCK': b}) for b in (64, 128)]\n")
 
 
@@ -450,4 +450,157 @@ def test_violations_are_sorted_complete_and_syntax_errors_raise():
         check_policy("def forward(:\n")
     assert set(RULES) == {"no_triton_kernel", "missing_entry", "torch_compute_in_forward", "forbidden_import",
                           "file_or_process_access", "environment_access", "introspection", "fallback_try_except",
-                          "early_exit"}
+                          "early_exit", "not_allowed", "source_encoding"}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The allow-list: routes nobody listed are closed; what published Triton does is open
+
+
+@pytest.mark.parametrize("src", [
+    "def f():\n    return torch.serialization.pickle.loads(b'')\n",
+    "import dataclasses\n\ndef f():\n    return dataclasses._create_fn('f', [], 'return 1')\n",
+    "def f():\n    return torch.utils.data.dataloader.threading.Thread\n",
+    "import torch.nn.functional as F\n\ndef f():\n    return F.torch.serialization.pickle\n",
+    "def f():\n    m = torch\n    return m.serialization.pickle.loads(b'')\n",
+    "import typing\n\ndef f(g):\n    return typing.get_type_hints(g)\n",
+    "def f(x):\n    return x.untyped_storage().from_file('/etc/passwd', False, 8)\n",
+    "def f(x):\n    return getattr(x, 'numpy')()\n",
+    "def f():\n    return exec\n",
+    "def f():\n    return memoryview(b'')\n",
+    "import torch.nn.functional as F\n\ndef f(x):\n    return F.handle_torch_function(f, (x,), x)\n",
+    "def f(x):\n    return x._cdata\n",
+    "def f():\n    return torch.multiprocessing.Process\n",
+    "def f():\n    return triton.knobs\n",
+    "def f():\n    return triton.language.core.builtins.exec\n",
+    "import functools\n\ndef f():\n    return functools.partial(torch.compile)\n",
+    "def f():\n    k.src = 'import os'\n    return k\n",
+])
+def test_unlisted_routes_are_refused(src):
+    assert "not_allowed" in _rules(KERNEL + "\n" + src)
+
+
+@pytest.mark.parametrize("cookie", ["# coding: utf-7\n", "# -*- coding: latin-1 -*-\n", "#!/usr/bin/env python\n# vim: set fileencoding=utf-7 :\n"])
+def test_coding_cookie_is_refused(cookie):
+    # in UTF-7, `+AAo-` is a newline: the comment below would become code when Python reads the file
+    src = cookie + KERNEL + "\n# harmless +AAo-import os\n"
+    assert [v.rule for v in check_policy(src)] == ["source_encoding"]
+    assert [v.rule for v in check_policy("x = 1\x00\n")] == ["source_encoding"]
+    assert "source_encoding" not in _rules(KERNEL + "\n# a comment about coding: utf-7 on line 9\n")
+
+
+PUBLISHED = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+try:
+    from triton.language.extra.libdevice import rsqrt
+except ModuleNotFoundError:
+    from triton.language.extra.cuda.libdevice import rsqrt
+
+
+def is_hip() -> bool:
+    return torch.version.hip is not None
+
+
+def infer_device():
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def calculate_settings(n):
+    MAX_FUSED_SIZE = 65536
+    BLOCK_SIZE = triton.next_power_of_2(n)
+    if BLOCK_SIZE > MAX_FUSED_SIZE:
+        raise RuntimeError(f"Cannot launch Triton kernel since n = {n} exceeds the maximum")
+    num_warps = 4
+    if BLOCK_SIZE >= 32768:
+        num_warps = 32 if not is_hip() else 16
+    elif BLOCK_SIZE >= 2048:
+        num_warps = 8
+    return BLOCK_SIZE, num_warps
+
+
+def is_cuda():
+    return triton.runtime.driver.active.get_current_target().backend == "cuda"
+
+
+def get_cuda_autotune_config():
+    return [triton.Config({"BLOCK": b}, num_warps=4) for b in (64, 128)]
+
+
+def get_autotune_config():
+    if is_cuda():
+        return get_cuda_autotune_config()
+    configs = []
+    for b in (32, 64):
+        configs.append(triton.Config({"BLOCK": b}, num_warps=2))
+    return configs
+
+
+@triton.autotune(configs=get_autotune_config(), key=["n"])
+@triton.heuristics({"EVEN": lambda args: args["n"] % args["BLOCK"] == 0})
+@triton.jit
+def k(x_ptr, out_ptr, n, scale, BLOCK: tl.constexpr, EVEN: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + offs, mask=offs < n).to(tl.float32)
+    y = rsqrt(x * x + 1.0) * scale + tl.math.exp(x) + tl.extra.cuda.libdevice.tanh(x) * 0
+    tl.store(out_ptr + offs, y, mask=offs < n)
+
+
+class ModelNew(nn.Module):
+    def __init__(self, channels, groups):
+        super().__init__()
+        self.gn = nn.GroupNorm(groups, channels)
+
+    def forward(self, x):
+        out = torch.empty_like(x)
+        group_size = self.gn.num_channels // self.gn.num_groups
+        settings = calculate_settings(x.shape[-1])
+        grid = lambda meta: (triton.cdiv(x.numel(), meta["BLOCK"]),)
+        k[grid](x, out, x.numel(), float(group_size) * self.gn.eps + settings[0] * 0)
+        return out
+"""
+
+
+def test_published_triton_idioms_are_accepted():
+    assert check_policy(PUBLISHED) == []
+    assert check_policy(PUBLISHED.replace("return configs", "print('PASS')\n    return configs")) != []
+
+
+TMA = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
+
+
+def alloc_fn(size: int, alignment: int, stream):
+    return torch.empty(size, device="cuda", dtype=torch.int8)
+
+
+@triton.jit
+def k(desc, out_ptr, n, NUM_SMS: tl.constexpr, BLOCK: tl.constexpr):
+    start = tl.program_id(0)
+    for tile in tl.range(start, tl.cdiv(n, BLOCK), NUM_SMS, flatten=True):
+        x = desc.load([tile * BLOCK])
+        tl.store(out_ptr + tile * BLOCK + tl.arange(0, BLOCK), x)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.empty_like(x)
+        triton.set_allocator(alloc_fn)
+        NUM_SMS = torch.cuda.get_device_properties("cuda").multi_processor_count
+        desc = TensorDescriptor.from_tensor(x, [64])
+        k[(min(NUM_SMS, triton.cdiv(x.numel(), 64)),)](desc, out, x.numel(), NUM_SMS=NUM_SMS, BLOCK=64)
+        return out
+'''
+
+
+def test_persistent_and_tma_kernels_are_accepted():
+    assert check_policy(TMA) == []

@@ -36,7 +36,20 @@ def _torch_ok(path: str, is_call: bool) -> bool:
         return True  # torch.cuda.*: device/stream management; torch.os.*: file_or_process_access reports it
     if len(parts) == 2 and parts[1] in _TORCH_CALLS:
         return True
+    if not is_call and (parts[1:2] == ["version"] or path == "torch.__version__"):
+        return True  # version facts: liger's is_hip() reads torch.version.hip
     return not is_call and (path in _TORCH_REFS or (len(parts) == 2 and bool(_DTYPE_RE.match(parts[1]))))
+
+
+def _module_level(stmts: list[ast.stmt]) -> list[ast.stmt]:
+    """Module-level statements, looking into module-level try/if blocks (import fallbacks, version probes)."""
+    out: list[ast.stmt] = []
+    for s in stmts:
+        out.append(s)
+        if isinstance(s, ast.Try | ast.If):
+            out += _module_level([*s.body, *s.orelse, *(x for h in getattr(s, "handlers", []) for x in h.body),
+                                  *getattr(s, "finalbody", [])])
+    return out
 
 
 @dataclass
@@ -69,7 +82,7 @@ class _Facts:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and "triton.jit" in (
                     self.resolve(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list):
                 self.jit_nodes.add(id(node))
-        for stmt in tree.body:
+        for stmt in _module_level(tree.body):
             if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
                 if id(stmt) in self.jit_nodes:
                     self.jit.add(stmt.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+from kernelagent.verify.policy.allowlist import nn_setting
 from kernelagent.verify.policy.facts import _Class, _dotted, _Facts, _self_attr
 from kernelagent.verify.policy.vocabulary import (
     _BUILTIN_COMPUTE,
@@ -112,7 +113,9 @@ class _Forward:
         if isinstance(e, ast.Attribute):
             if (a := _self_attr(e)) is not None:
                 return cls is not None and a in cls.tensor_attrs
-            return e.attr not in _META_ATTRS and (self.is_nn(e.value, k) or t(e.value))  # self.linear.weight, x.T
+            if self.is_nn(e.value, k):  # self.linear.weight is a tensor; self.gn.num_groups is an int setting
+                return not nn_setting(e.attr)
+            return e.attr not in _META_ATTRS and t(e.value)  # x.T
         if isinstance(e, ast.Subscript | ast.Starred | ast.NamedExpr):
             return t(e.value)
         if isinstance(e, ast.BinOp):
@@ -139,7 +142,8 @@ class _Forward:
         if isinstance(f, ast.Subscript):
             return False  # kernel[grid](...) returns no tensor
         if (path := self.resolve(f, k)) is not None:
-            return path.startswith("torch.") and path.split(".")[-1] not in _TORCH_NON_TENSOR
+            return path.startswith("torch.") and not path.startswith(("torch.cuda.", "torch.version.")) \
+                and path.split(".")[-1] not in _TORCH_NON_TENSOR  # device properties are facts
         if isinstance(f, ast.Name):
             if f.id in self.f.functions:
                 return id(self.f.functions[f.id]) in self.R

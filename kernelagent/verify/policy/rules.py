@@ -6,18 +6,19 @@ import ast
 import functools
 from dataclasses import dataclass
 
+from kernelagent.verify.policy.allowlist import MEMBERS, encoding_problem
 from kernelagent.verify.policy.facts import _Class, _dotted, _Facts, _lit, _torch_ok
 from kernelagent.verify.policy.forward import _Forward, _is_launch
+from kernelagent.verify.policy.import_time import _import_time_code
+from kernelagent.verify.policy.reach import refusals
 from kernelagent.verify.policy.vocabulary import (
     _ALLOWED_MODULES,
     _BUILTIN_COMPUTE,
-    _DECORATORS,
     _ENV_NAMES,
     _EXITS,
     _FILE_PATHS,
     _FIX,
     _FORBIDDEN_FROM,
-    _IMPORT_TIME_CALLS,
     _INTROSPECT_NAMES,
     _INTROSPECT_PATHS,
     _NN_CALLS,
@@ -45,14 +46,19 @@ RULES: dict[str, str] = {
     "introspection": "globals()/getattr tricks, monkeypatching, frames/dunders, dispatch modes, hooks, RNG reseeding.",
     "fallback_try_except": "try/except on the forward path that can swallow a failed launch or fall back to PyTorch.",
     "early_exit": "exit()/sys.exit/os._exit/signals anywhere, or import-time code beyond definitions and constants.",
+    "not_allowed": "A name, module member or attribute outside the allow-list (the default for anything unnamed).",
+    "source_encoding": "Source that is not plain UTF-8 (a coding declaration or NUL byte changes what Python runs).",
 }
 
 
 def check_policy(source: str, *, entry: str = "ModelNew") -> list[Violation]:
     """All policy violations in a candidate's source, sorted by line. Raises SyntaxError for unparsable source."""
+    out: dict[tuple[str, int, str], Violation] = {}
+    if (problem := encoding_problem(source)) is not None:
+        # Python would read the file differently from the text we check: judge nothing else
+        return [Violation("source_encoding", 1, f"The module must be plain UTF-8 text: {problem}; remove it.")]
     tree = ast.parse(source)
     f = _Facts(tree)
-    out: dict[tuple[str, int, str], Violation] = {}
 
     def add(rule: str, node: ast.AST | None, message: str) -> None:
         line = getattr(node, "lineno", 0)
@@ -79,6 +85,8 @@ def check_policy(source: str, *, entry: str = "ModelNew") -> list[Violation]:
     _rule_compute(fw, add)
     _rule_fallback(fw, add)
     _rule_module(f, tree, add)
+    for node, why in refusals(tree, f):
+        add("not_allowed", node, f"Not allowed: {why}.")
     return sorted(out.values(), key=lambda v: (v.line, v.rule))
 
 
@@ -159,7 +167,7 @@ def _rule_module(f: _Facts, tree: ast.Module, add) -> None:
     for n in ast.walk(tree):
         if isinstance(n, ast.Import | ast.ImportFrom):
             for m in [a.name for a in n.names] if isinstance(n, ast.Import) else ["." * n.level + (n.module or "")]:
-                if m not in _ALLOWED_MODULES and not m.startswith("triton.language."):
+                if m not in _ALLOWED_MODULES and m not in MEMBERS:
                     add("forbidden_import", n, f"Import of `{m}` is not allowed; import only torch, torch.nn"
                         "(.functional), triton, triton.language, math, typing, functools, dataclasses, itertools, "
                         "collections, numbers or enum.")
@@ -224,42 +232,3 @@ def _rule_module(f: _Facts, tree: ast.Module, add) -> None:
         add("early_exit", s, f"Module/class-level code `{ast.unparse(s).splitlines()[0][:60]}` runs at import; keep "
                              "only imports, constants, Config lists and definitions (no prints, tests or __main__).")
 
-
-def _trusted_path(e: ast.AST, f: _Facts) -> str | None:
-    """Dotted path of a callable run at import time; None for candidate-defined code (a local `def int(...)`)."""
-    if isinstance(e, ast.Name) and (e.id in f.functions or e.id in f.classes):
-        return None
-    return f.resolve(e) or _dotted(e)
-
-
-def _simple(e: ast.AST, f: _Facts) -> bool:
-    """Can this expression be evaluated at import time without running candidate code (literals, names, Configs)?"""
-    if isinstance(e, ast.Call):
-        path = _trusted_path(e.func, f)
-        ok = path in _IMPORT_TIME_CALLS or (path or "").startswith(("triton.language.", "math.", "typing."))
-        return ok and all(_simple(a, f) for a in [*e.args, *(kw.value for kw in e.keywords)])
-    if isinstance(e, ast.Await | ast.Yield | ast.YieldFrom | ast.NamedExpr):
-        return False
-    return isinstance(e, ast.Lambda) or all(_simple(c, f) for c in ast.iter_child_nodes(e))  # lambdas run later
-
-
-def _import_time_code(stmts: list[ast.stmt], f: _Facts) -> list[ast.stmt]:
-    """Module/class-body statements that do more than import, define, or bind simple values."""
-    bad: list[ast.stmt] = []
-    for s in stmts:
-        if isinstance(s, ast.Import | ast.ImportFrom | ast.Pass) or (
-                isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str)):
-            continue  # imports, docstrings
-        if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            # decorators, default values and base classes run at import: trusted decorators and simple values only
-            decorators = [_trusted_path(d.func if isinstance(d, ast.Call) else d, f) for d in s.decorator_list]
-            run = [*s.decorator_list, *(s.bases if isinstance(s, ast.ClassDef) else s.args.defaults)]
-            if any(d not in _DECORATORS for d in decorators) or not all(_simple(x, f) for x in run):
-                bad.append(s)
-            bad += _import_time_code(s.body, f) if isinstance(s, ast.ClassDef) else []
-            continue
-        targets = s.targets if isinstance(s, ast.Assign) else [s.target] if isinstance(s, ast.AnnAssign) else None
-        if targets is None or not all(isinstance(t, ast.Name) or (isinstance(t, ast.Tuple) and all(
-                isinstance(x, ast.Name) for x in t.elts)) for t in targets) or (s.value and not _simple(s.value, f)):
-            bad.append(s)
-    return bad

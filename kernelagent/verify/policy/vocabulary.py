@@ -110,7 +110,12 @@ _DECORATORS = _w("triton.jit triton.autotune triton.heuristics functools.lru_cac
 
 _IMPORT_TIME_CALLS = _DECORATORS | _w(
     "triton.Config triton.cdiv triton.next_power_of_2 triton.runtime.driver.active.get_active_torch_device "
-    "torch.device torch.finfo torch.iinfo dataclasses.field enum.auto int float range tuple list dict set frozenset")
+    "torch.device torch.finfo torch.iinfo dataclasses.field enum.auto int float range tuple list dict set frozenset "
+    # version and device probes (liger's is_hip(), the tutorials' is_cuda(), persistent kernels' NUM_SMS)
+    "triton.runtime.driver.active.get_current_target triton.runtime.driver.active.get_current_device "
+    "triton.runtime.driver.active.utils.get_device_properties torch.cuda.is_available torch.cuda.device_count "
+    "torch.cuda.get_device_capability torch.cuda.get_device_properties torch.cuda.get_device_name "
+    "torch.cuda.current_device str bool isinstance hasattr len min max")
 
 
 _FIX = "do this math inside a @triton.jit kernel (PyTorch may only allocate outputs and make views)"
