@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kernelagent.runs.store import read_json, write_json
 from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env
-from kernelagent.verify.verifier import child_env, confines_filesystem, sandbox_runner, static_checks
+from kernelagent.verify.verifier import child_env, confines_filesystem, judge_of, sandbox_runner, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
 # do_bench's defaults, with a floor of 20 repetitions so that a slow kernel still gets a median worth the name.
@@ -121,13 +121,10 @@ def speedups(candidate_ms: float, reference: dict) -> dict:
 
 
 def _stage(harness: dict, workdir: Path) -> Path:
-    """A fresh folder with the initial state and the first input draw: never the expected outputs."""
+    """A fresh folder: the initial state and an input draw are lent by the judge, never the expected outputs."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    ref_dir = Path(harness["dir"])
-    shutil.copy(ref_dir / "init.pt", workdir / "init.pt")
-    shutil.copy(ref_dir / "inputs_0.pt", workdir / "inputs_0.pt")
     return workdir
 
 
@@ -167,18 +164,22 @@ def _run_child(workdir: Path, config: dict, harness: dict, timeout_s: float) -> 
     with gpu_placement(harness.get("device", "cuda"), exclusive=True) as gpu:
         # Warm like verification unless --cold-workers: a fresh process would pay ~10 s of imports per batch on the
         # GPU machine, and a forked child is as clean for the GPU (it creates its own CUDA context).
-        run = sandbox_runner(harness)(
-            [sys.executable, "-m", "kernelagent.bench.timing_runner", str(workdir.resolve())],
-            cwd=workdir,
-            # CUDA maps a huge virtual address space, so no RLIMIT_AS here (as for GPU verification); the default
-            # host-memory watchdog (SandboxLimits.rss_bytes) still applies.
-            limits=SandboxLimits(
-                timeout_s=max(1.0, timeout_s),
-                apply_memory_limit=False,
-                confine_filesystem=confines_filesystem(harness.get("device", "cuda")),
-            ),
-            env=pinned_env(_env(harness), gpu),
-        )
+        def run_child(stdin_fd: int):  # noqa: ANN202
+            return sandbox_runner(harness)(
+                [sys.executable, "-m", "kernelagent.bench.timing_runner", str(workdir.resolve())],
+                cwd=workdir,
+                # CUDA maps a huge virtual address space, so no RLIMIT_AS here (as for GPU verification); the
+                # default host-memory watchdog (SandboxLimits.rss_bytes) still applies.
+                limits=SandboxLimits(
+                    timeout_s=max(1.0, timeout_s),
+                    apply_memory_limit=False,
+                    confine_filesystem=confines_filesystem(harness.get("device", "cuda")),
+                ),
+                env=pinned_env(_env(harness), gpu),
+                stdin_fd=stdin_fd,
+            )
+
+        _outcome, run = judge_of(harness, gpu, timeout_s).session({"kind": "lend"}, run_child)
     (workdir / "sandbox.log").write_text(f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}")
     report = read_json(workdir / "report.json", {}) or {}
     _record_slot(report, gpu)

@@ -2,8 +2,9 @@
 
     python -m kernelagent.bench.timing_runner WORKDIR
 
-WORKDIR holds config.json, init.pt, inputs_0.pt and problem.py (reference) or the candidate files. The runner
-writes report.json after every candidate, so a crash or timeout loses only the candidate in flight.
+WORKDIR holds config.json and problem.py (reference) or the candidate files; the initial state and one input draw
+are lent by the judge over stdin. The runner writes report.json after every candidate, so a crash or timeout loses
+only the candidate in flight.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kernelagent.verify.loading import build_model, load_inputs, report_writer, tensors_in
+from kernelagent.verify.loading import build_model, report_writer, tensors_in
 
 FLUSH_BYTES = 256 * 1024**2  # at least twice the L2 of current GPUs (H100 50 MB, H200 60 MB)
 CRASH_EXIT = 3  # the CUDA context is unusable after this candidate: the parent restarts us for the rest
@@ -38,7 +39,10 @@ def main(workdir: str) -> int:
         return 0
     report["gpu"] = clock.name()
     report["torch"] = torch.__version__
-    inputs = load_inputs(work / "inputs_0.pt", clock.device)
+    from kernelagent.verify.candidate_runner import receive_lent
+
+    init, inputs, _keep = receive_lent(clock.device)
+    config["init"] = init
     if config["mode"] == "reference":
         try:
             report["reference"] = time_reference(work, config, inputs, clock)
@@ -363,11 +367,13 @@ def _cudagraph(fn: Callable[[], object], config: dict) -> dict:
 
 def _guard_ops(model, inputs, recorder_cls) -> dict:  # noqa: ANN001
     """One more call under the op recorder: a forward that turns to PyTorch compute after warm-up is not timed."""
-    recorder = recorder_cls()
+    from kernelagent.verify.runtime_guard import GuardEvidence
+
+    recorder = recorder_cls(GuardEvidence(lambda event: None))
     with recorder:
         model(*inputs)
-    if recorder.compute_ops:
-        ops = ", ".join(sorted(set(recorder.compute_ops))[:5])
+    if recorder.evidence.compute_ops:
+        ops = ", ".join(sorted(set(recorder.evidence.compute_ops))[:5])
         return {"error": f"PyTorch compute ran outside Triton while timed: {ops}"}
     return {}
 
@@ -405,10 +411,8 @@ def _guarded_functions(clock: CudaClock | HostClock) -> dict[str, object]:
 
 
 def _build(entry: type, work: Path, config: dict, device: str):  # noqa: ANN202
-    """Same construction as the verifier (one shared function), from the harness's init.pt."""
-    import torch
-
-    return build_model(entry, torch.load(work / "init.pt", weights_only=True), device, config.get("dtype"))
+    """Same construction as the verifier (one shared function), from the state the judge lent."""
+    return build_model(entry, config["init"], device, config.get("dtype"))
 
 
 def _bench_options(config: dict) -> dict:

@@ -121,15 +121,17 @@ def _serve(control: socket.socket, wake_r: int, boot_path: list[str]) -> None:
                 if _reap_children(supervisors):
                     _kill_escapees(supervisors)
                 continue
-            request, reply_fd = _receive_request(control)
+            request, reply_fd, stdin_fd = _receive_request(control)
             if request is None:
                 return  # EOF: the agent closed the pool or died
             if reply_fd is None:
                 continue
             try:
-                supervisors.add(_fork_supervisor(request, reply_fd, control, wake_r, boot_path))
+                supervisors.add(_fork_supervisor(request, reply_fd, stdin_fd, control, wake_r, boot_path))
             finally:
-                os.close(reply_fd)
+                for fd in (reply_fd, stdin_fd):
+                    if fd is not None:
+                        os.close(fd)
 
 
 def _drain(fd: int) -> None:
@@ -141,20 +143,22 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _receive_request(control: socket.socket) -> tuple[dict | None, int | None]:
-    """(request, reply fd); (None, None) at EOF; (request or {}, None) for a malformed message, which is dropped."""
-    data, fds, flags, _ = socket.recv_fds(control, MAX_MESSAGE_BYTES, 1)
+def _receive_request(control: socket.socket) -> tuple[dict | None, int | None, int | None]:
+    """(request, reply fd, stdin fd or None); Nones at EOF; ({}, None, None) for a malformed message, which is
+    dropped."""
+    data, fds, flags, _ = socket.recv_fds(control, MAX_MESSAGE_BYTES, 2)
     if not data and not fds:
-        return None, None
+        return None, None, None
     reply_fd = fds[0] if fds else None
+    stdin_fd = fds[1] if len(fds) > 1 else None
     try:
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise ValueError("truncated request")
-        return json.loads(data), reply_fd
+        return json.loads(data), reply_fd, stdin_fd
     except ValueError:
-        if reply_fd is not None:
-            os.close(reply_fd)  # the client sees EOF before "started" and retries
-        return {}, None
+        for fd in fds:
+            os.close(fd)  # the client sees EOF before "started" and retries
+        return {}, None, None
 
 
 def _reap_children(supervisors: set[int]) -> bool:
@@ -208,7 +212,9 @@ def _send_json(sock: socket.socket, message: dict) -> None:
 # --------------------------------------------------------------------------- one run: supervisor + candidate
 
 
-def _fork_supervisor(request: dict, reply_fd: int, control: socket.socket, wake_r: int, boot_path: list[str]) -> int:
+def _fork_supervisor(
+    request: dict, reply_fd: int, stdin_fd: int | None, control: socket.socket, wake_r: int, boot_path: list[str]
+) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -216,7 +222,7 @@ def _fork_supervisor(request: dict, reply_fd: int, control: socket.socket, wake_
     try:
         control.close()  # a run must never be able to submit runs of its own
         os.close(wake_r)
-        code = _supervise_run(request, socket.socket(fileno=reply_fd), boot_path)
+        code = _supervise_run(request, socket.socket(fileno=reply_fd), boot_path, stdin_fd)
     except BaseException:  # noqa: B036 - a forked child must end here, whatever happened
         traceback.print_exc()
         kill_all_descendants()
@@ -224,7 +230,7 @@ def _fork_supervisor(request: dict, reply_fd: int, control: socket.socket, wake_
         os._exit(code)
 
 
-def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str]) -> int:
+def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str], stdin_fd: int | None = None) -> int:
     """The warm twin of reaper.run_reaper: run the candidate, wait (bounded), kill whatever is left, report."""
     os.setsid()  # our own group: a candidate killing its parent's group must not take the server with it
     # Before the candidate exists: from here on, a hang-up means "this run's supervisor died", never "the server
@@ -234,7 +240,9 @@ def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str]) ->
     stamp_marker(request["token"])
     _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # daemons and setsid'd grandchildren stay below us
     limits = types.SimpleNamespace(**request["limits"])
-    pid, (isolated, confined) = _fork_candidate(request, limits, reply, boot_path)
+    pid, (isolated, confined) = _fork_candidate(request, limits, reply, boot_path, stdin_fd)
+    if stdin_fd is not None:
+        os.close(stdin_fd)  # the candidate's alone now: its end closes when its tree dies
     deadline = time.monotonic() + limits.timeout_s
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))  # the candidate's tree: all below us
     wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch)
@@ -298,7 +306,7 @@ def stamp_marker(token: str) -> bool:
 
 
 def _fork_candidate(
-    request: dict, limits: types.SimpleNamespace, reply: socket.socket, boot_path: list[str]
+    request: dict, limits: types.SimpleNamespace, reply: socket.socket, boot_path: list[str], stdin_fd: int | None
 ) -> tuple[int, tuple[bool, bool]]:
     """Fork the candidate with limits applied; return (pid, (network_isolated, filesystem_confined)) as the candidate
     itself observed them."""
@@ -308,7 +316,7 @@ def _fork_candidate(
     report_r, report_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _candidate_child(request, limits, own_netns, (out_fd, err_fd, report_w), reply, boot_path)
+        _candidate_child(request, limits, own_netns, (out_fd, err_fd, report_w, stdin_fd), reply, boot_path)
     for fd in (out_fd, err_fd, report_w):
         os.close(fd)
     report = os.read(report_r, 2)  # written right after the limits were applied; EOF if the child died first
@@ -344,12 +352,12 @@ def _candidate_child(
     request: dict,
     limits: types.SimpleNamespace,
     own_netns: str,
-    fds: tuple[int, int, int],
+    fds: tuple[int, int, int, int | None],
     reply: socket.socket,
     boot_path: list[str],
 ) -> None:
     """Become `python -m module args` under the run's limits and env. Never returns."""
-    out_fd, err_fd, report_w = fds
+    out_fd, err_fd, report_w, stdin_fd = fds
     try:
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
@@ -357,7 +365,7 @@ def _candidate_child(
         signal.set_wakeup_fd(-1)
         reply.close()  # the candidate must not be able to forge its own status
         os.setsid()
-        _redirect_stdio(out_fd, err_fd)
+        _redirect_stdio(out_fd, err_fd, stdin_fd)
         confined = apply_limits_in_child(limits)
         os.write(report_w, isolation_report(own_netns, confined))
         _close_all_but_stdio()
@@ -381,11 +389,12 @@ def _close_all_but_stdio() -> None:
                 os.close(int(name))
 
 
-def _redirect_stdio(out_fd: int, err_fd: int) -> None:
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    for source, target in ((devnull, 0), (out_fd, 1), (err_fd, 2)):
-        os.dup2(source, target)
-        os.close(source)
+def _redirect_stdio(out_fd: int, err_fd: int, stdin_fd: int | None = None) -> None:
+    source_in = os.open(os.devnull, os.O_RDONLY) if stdin_fd is None else stdin_fd
+    for source, target in ((source_in, 0), (out_fd, 1), (err_fd, 2)):
+        if source != target:
+            os.dup2(source, target)
+            os.close(source)
     # Like PYTHONUNBUFFERED: output printed just before a timeout kill must not die in a buffer.
     sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     sys.stdout = sys.__stdout__ = _unbuffered_text(1, "strict")

@@ -156,8 +156,11 @@ def run_sandboxed(
     cwd: Path,
     limits: SandboxLimits = SandboxLimits(),  # noqa: B008 - frozen, so sharing the default is safe
     env: Mapping[str, str] | None = None,
+    stdin_fd: int | None = None,
 ) -> SandboxResult:
     """Run argv in cwd under limits and return its outcome once it and everything it started are dead.
+
+    stdin_fd (e.g. the judge's socket) becomes the run's standard input; by default it reads /dev/null.
 
     env defaults to scrubbed_env(); a given env is used as-is except that secret-looking names are dropped. HOME
     (cwd/home), TMPDIR (cwd/tmp) and PYTHONUNBUFFERED=1 are added unless env sets them. stdout/stderr go to files in cwd
@@ -171,7 +174,7 @@ def run_sandboxed(
     status_r, status_w = os.pipe()
     started = time.monotonic()
     try:
-        proc = _start_reaper(argv, cwd, limits, child_env, out_path, err_path, status_w)
+        proc = _start_reaper(argv, cwd, limits, child_env, out_path, err_path, status_w, stdin_fd)
         os.close(status_w)
         status_w = -1
         try:
@@ -220,6 +223,7 @@ def _start_reaper(
     out_path: Path,
     err_path: Path,
     status_w: int,
+    stdin_fd: int | None = None,
 ) -> subprocess.Popen:
     config = {
         "argv": [os.fspath(arg) for arg in argv],
@@ -234,7 +238,7 @@ def _start_reaper(
             reaper_argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
             stdout=out,
             stderr=err,
             pass_fds=(status_w,),

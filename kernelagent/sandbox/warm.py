@@ -120,11 +120,13 @@ class WarmPool:
         cwd: Path,
         limits: SandboxLimits = SandboxLimits(),  # noqa: B008 - frozen, so sharing the default is safe
         env: Mapping[str, str] | None = None,
+        stdin_fd: int | None = None,
     ) -> SandboxResult:
         """Run `python -m module *args` in cwd under limits and return once it and everything it started are dead.
 
         env is treated exactly as run_sandboxed treats it (scrubbed, HOME/TMPDIR in cwd, marker added). Its
-        TRITON_INTERPRET must agree with this pool's mode: the server's imports were made in that mode.
+        TRITON_INTERPRET must agree with this pool's mode: the server's imports were made in that mode. stdin_fd
+        (e.g. the judge's socket) becomes the run's standard input; by default it reads /dev/null.
         """
         if self._closed:
             raise WarmPoolError("the pool is closed")
@@ -137,7 +139,7 @@ class WarmPool:
         out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
         request = _encode_request(module, args, cwd, limits, child_env, out_path, err_path)
         try:
-            status, started = self._submit_and_wait(request, token, limits.timeout_s)
+            status, started = self._submit_and_wait(request, token, limits.timeout_s, stdin_fd)
             wall_s = time.monotonic() - started
             stdout = _read_tail(out_path, limits.output_limit_bytes)
             stderr = _read_tail(err_path, limits.output_limit_bytes)
@@ -153,12 +155,13 @@ class WarmPool:
         cwd: Path,
         limits: SandboxLimits = SandboxLimits(),  # noqa: B008
         env: Mapping[str, str] | None = None,
+        stdin_fd: int | None = None,
     ) -> SandboxResult:
         """run_sandboxed's signature, for argv of the form [python, "-m", module, *args]."""
         module, args = _module_and_args(argv, self._python)
         if module is None:
             raise ValueError(f"a warm pool only runs `python -m module ...`, not {list(argv)[:3]}")
-        return self.run_module(module, args, cwd=cwd, limits=limits, env=env)
+        return self.run_module(module, args, cwd=cwd, limits=limits, env=env, stdin_fd=stdin_fd)
 
     def warm_up(self) -> None:
         """Block until every server has finished its imports (raises WarmPoolError if one cannot start)."""
@@ -178,14 +181,16 @@ class WarmPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _submit_and_wait(self, request: bytes, token: str, timeout_s: float) -> tuple[dict | None, float]:
+    def _submit_and_wait(
+        self, request: bytes, token: str, timeout_s: float, stdin_fd: int | None = None
+    ) -> tuple[dict | None, float]:
         """Hand the run to a server and wait for its status; retry once on a fresh server if it never started."""
         for _attempt in range(2):
             server = self._servers[next(self._turn) % len(self._servers)]
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 with theirs:
-                    generation = server.submit(request, theirs.fileno())
+                    generation = server.submit(request, theirs.fileno(), stdin_fd)
                 started = time.monotonic()
                 ran, status = _await_status(mine, started, timeout_s, token, server.pid)
             finally:
@@ -380,7 +385,7 @@ class _ForkServer:
         with self._lock:
             self._spawn()
 
-    def submit(self, request: bytes, reply_fd: int) -> int:
+    def submit(self, request: bytes, reply_fd: int, stdin_fd: int | None = None) -> int:
         """Send one run to the server, (re)starting it if needed; return the generation of the server that took it."""
         with self._lock:
             for attempt in range(2):
@@ -388,7 +393,8 @@ class _ForkServer:
                     self._respawn()
                 self._wait_ready()
                 try:
-                    socket.send_fds(self._control, [request], [reply_fd])
+                    fds = [reply_fd] if stdin_fd is None else [reply_fd, stdin_fd]
+                    socket.send_fds(self._control, [request], fds)
                     return self._generation
                 except OSError:  # EPIPE/ECONNRESET: the server died since we last looked
                     if attempt:
@@ -503,11 +509,12 @@ def run_sandboxed_warm(
     cwd: Path,
     limits: SandboxLimits = SandboxLimits(),  # noqa: B008
     env: Mapping[str, str] | None = None,
+    stdin_fd: int | None = None,
 ) -> SandboxResult:
     """Drop-in for run_sandboxed: `sys.executable -m module ...` runs in the shared pool of env's Triton mode, anything
     else (or everything, with KERNELAGENT_WARM_POOL=0) runs cold."""
     module, args = _module_and_args(argv)
     if module is None or os.environ.get("KERNELAGENT_WARM_POOL", "1") == "0":
-        return run_sandboxed(argv, cwd=cwd, limits=limits, env=env)
+        return run_sandboxed(argv, cwd=cwd, limits=limits, env=env, stdin_fd=stdin_fd)
     interpret = is_interpret_env(scrubbed_env() if env is None else dict(env))
-    return shared_pool(interpret).run_module(module, args, cwd=cwd, limits=limits, env=env)
+    return shared_pool(interpret).run_module(module, args, cwd=cwd, limits=limits, env=env, stdin_fd=stdin_fd)

@@ -1,106 +1,221 @@
-"""Child process, untrusted: imports a candidate, runs its forward on saved inputs, saves what it returned.
+"""Child process, untrusted: builds a candidate's ModelNew and runs it on inputs the judge lends, into judge buffers.
 
-    python -m kernelagent.verify.candidate_runner WORKDIR
+    python -m kernelagent.verify.candidate_runner WORKDIR      (stdin: the judge's socket)
 
-WORKDIR holds candidate.py, init.pt, inputs_<k>.pt and config.json. The runner writes outputs_<k>.pt and
-report.json (phase reached, Triton launches, compute ops seen, the error if any). It decides nothing: the
-verdict is computed by the parent from these files, against expected outputs this process never sees.
+WORKDIR holds candidate.py only. Everything else comes over the socket on stdin, from the judge process: the
+initial state, each input draw (shared memory) and a buffer per output that this runner copies the forward's
+result into. This process decides nothing and the judge believes nothing it says about correctness: it reports
+phases, shapes, Triton launches and what the guard saw, and the judge compares the buffers with outputs it
+computed itself, on inputs it drew after the candidate's model was built.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from kernelagent.verify.loading import (
-    InterfaceError,
-    build_model,
-    load_inputs,
-    load_module,
-    report_writer,
-    tensors_in,
+from kernelagent.verify import wire
+from kernelagent.verify.loading import InterfaceError, build_model, load_module
+
+_OWN_FILES = frozenset(
+    str(Path(__file__).resolve().parent / name) for name in ("candidate_runner.py", "runtime_guard.py", "wire.py")
 )
 
 
+class Channel:
+    """This process's end of the judge's socket. Bound before candidate code exists: patching json or socket later
+    changes nothing here."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(fileno=0)
+        self._send, self._receive, self._dumps = wire.send, wire.receive, json.dumps
+
+    def report(self, message: dict) -> None:
+        self._send(self.sock, message)
+
+    def next(self) -> tuple[dict, list[int]]:
+        return self._receive(self.sock, limit=wire.MAX_JUDGE_MESSAGE_BYTES)
+
+
 def main(workdir: str) -> int:
-    work = Path(workdir)
-    report: dict = {"phase": "start", "draws": []}
-    write = report_writer(work / "report.json")
     started = time.perf_counter()
-    import torch  # noqa: F401 - timed separately from the candidate
+    import torch
     import triton  # noqa: F401
 
-    from kernelagent.verify.runtime_guard import LaunchCounter, OpRecorder, changed_functions, protected_functions
+    from kernelagent.verify import runtime_guard as guard
 
-    report["import_s"] = round(time.perf_counter() - started, 3)
-    config = json.loads((work / "config.json").read_text())
-    counter = LaunchCounter()
+    channel = Channel()
+    init, fds = channel.next()
+    config = init["config"]
+    keep: list = []  # shared mappings must outlive every tensor that views them
+    evidence = guard.GuardEvidence(channel.report)
+    audit = guard.AuditGuard(evidence, _OWN_FILES)
+    audit.install()
+    counter = guard.LaunchCounter()
     counter.install()
-    guarded = protected_functions()
+    phase = "setup"
     try:
-        report["phase"] = "import"
-        write(report)
-        built = time.perf_counter()
-        model = build_candidate(work, config)  # on a GPU this also creates the child's CUDA context
-        report["build_s"] = round(time.perf_counter() - built, 3)
-        report["phase"] = "forward"
-        write(report)
-        for k in range(config["draws"]):
-            inputs = load_inputs(work / f"inputs_{k}.pt", config["device"])
-            launches_before = counter.launches
-            recorder = OpRecorder()
-            t0 = time.perf_counter()
-            with torch.no_grad(), recorder:
-                result = model(*inputs)
-            if config["device"] == "cuda":
-                torch.cuda.synchronize()
-            draw = {
-                "k": k,
-                "wall_s": round(time.perf_counter() - t0, 4),
-                "launches": counter.launches - launches_before,
-                "compute_ops": sorted(set(recorder.compute_ops)),
-                "output_devices": sorted({str(t.device) for t in tensors_in(result)}),
-            }
-            report["draws"].append(draw)
-            tampered = changed_functions(guarded)
-            if tampered:
-                report["tampered"] = tampered
+        state = {d["name"]: wire.map_tensor(d, fds, keep) for d in init["state"]}
+        init_inputs = wire.unpack_object(init["init_inputs"])
+        _prepare_device(config, torch)
+        if config.get("interpret"):
+            _bridge_interpreter()
+        baseline_tasks = guard.task_ids()
+        import_s = round(time.perf_counter() - started, 3)
+        guard.refuse_python_threads()
+        recorder = guard.OpRecorder(evidence)
+        counter.recorder = recorder
+        audit.armed = True
+        phase = "import"
+        with torch.no_grad(), recorder:
+            built = time.perf_counter()
+            module = load_module(Path(workdir) / "candidate.py", "candidate")
+            phase = "build"
+            entry = getattr(module, config["entry"], None)
+            if entry is None:
+                raise InterfaceError(f"the module defines no {config['entry']}")
+            model = build_model(entry, {"init_inputs": init_inputs, "state_dict": state, "seed": config["seed"]},
+                                config["device"], config.get("dtype"))
+            guard_state = _guard_state(recorder, counter, baseline_tasks, guard)
+        del state  # the model holds its own copy; the judge's lent state may go
+        channel.report({"event": "built", "import_s": import_s, "build_s": round(time.perf_counter() - built, 3),
+                        **guard_state})
+        phase = "forward"
+        while True:
+            message, fds = channel.next()
+            if message.get("event") != "draw":
                 break
-            torch.save(_to_cpu(result), work / f"outputs_{k}.pt")
-            write(report)
-        report["phase"] = "done"
+            channel.report(run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, config, torch, guard))
+        with recorder:
+            final = _guard_state(recorder, counter, baseline_tasks, guard)
+        channel.report({"event": "bye", **final})
     except BaseException as err:  # noqa: BLE001 - everything the candidate raises is evidence, even SystemExit
-        report["error"] = describe_error(err, work / "candidate.py")
-    write(report)
+        channel.report({"event": "error", "phase": phase, **describe_error(err, Path(workdir) / "candidate.py")})
     return 0
 
 
-def build_candidate(work: Path, config: dict):  # noqa: ANN201
+def receive_lent(device: str) -> tuple[dict, list, list]:
+    """For the timing child: the judge lends the initial state and one input draw, and judges nothing.
+    Returns (init for build_model, inputs, mappings to keep alive)."""
     import torch
 
-    module = load_module(work / "candidate.py", "candidate")
-    init = torch.load(work / "init.pt", weights_only=True)
-    entry = getattr(module, config["entry"], None)
-    if entry is None:
-        raise InterfaceError(f"the module defines no {config['entry']}")
-    cap_gpu_memory(config)
-    return build_model(entry, init, config["device"], config.get("dtype"))
+    channel = Channel()
+    keep: list = []
+    init, fds = channel.next()
+    state = {d["name"]: wire.map_tensor(d, fds, keep) for d in init["state"]}
+    lent, fds = channel.next()
+    inputs = [wire.map_tensor(d, fds, keep) if "kind" in d else wire.unpack_object(d["value"]) for d in lent["inputs"]]
+    inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
+    seed = init["config"]["seed"]
+    return {"init_inputs": wire.unpack_object(init["init_inputs"]), "state_dict": state, "seed": seed}, inputs, keep
 
 
-def cap_gpu_memory(config: dict) -> None:
+def run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, config, torch, guard) -> dict:  # noqa: ANN001, PLR0913
+    """One input draw: map the judge's inputs and output buffers, run forward under the guard, copy into the buffers."""
+    inputs = [wire.map_tensor(d, fds, keep) if "kind" in d else wire.unpack_object(d["value"]) for d in message["inputs"]]
+    buffers = [wire.map_tensor(d, fds, keep) if "kind" in d else None for d in message["outputs"]]
+    recorder.evidence.next_phase()
+    launches_before = counter.launches
+    t0 = time.perf_counter()
+    with torch.no_grad(), recorder:
+        result = model(*inputs)
+        leaves = flatten_result(result)
+        structure = [describe_leaf(leaf) for leaf in leaves]
+        if len(leaves) == len(buffers):
+            for leaf, buffer, shape in zip(leaves, buffers, structure, strict=True):
+                if buffer is not None and _fits(leaf, buffer):
+                    buffer.copy_(leaf)
+                elif buffer is None:
+                    shape["value"] = _scalar(leaf)
+        if config["device"] == "cuda":
+            torch.cuda.synchronize()
+        state = _guard_state(recorder, counter, baseline_tasks, guard)
+    return {"event": "draw_done", "k": message["k"], "wall_s": round(time.perf_counter() - t0, 4),
+            "launches": counter.launches - launches_before, "structure": structure, **state}
+
+
+def flatten_result(value: object) -> list:
+    """Outputs as leaves. Only exact lists/tuples and plain tensors or Python numbers are accepted: a subclass could
+    run code of its own when the harness walks it."""
     import torch
 
-    if config["device"] == "cuda" and config.get("gpu_memory_bytes"):
+    if type(value) in (list, tuple):
+        return [leaf for item in value for leaf in flatten_result(item)]
+    if type(value) in (torch.Tensor, torch.nn.Parameter) or type(value) in (int, float, bool):
+        return [value]
+    raise InterfaceError(f"forward returned a {type(value).__name__}; outputs must be plain tensors, lists or tuples")
+
+
+def describe_leaf(leaf: object) -> dict:
+    if type(leaf) in (int, float, bool):
+        return {"python": type(leaf).__name__}
+    return {"shape": list(leaf.shape), "dtype": str(leaf.dtype).removeprefix("torch."), "device": leaf.device.type}
+
+
+def _fits(leaf: object, buffer: object) -> bool:
+    return type(leaf) is not bool and hasattr(leaf, "shape") and leaf.shape == buffer.shape and leaf.dtype == buffer.dtype and leaf.device.type == buffer.device.type
+
+
+def _scalar(leaf: object) -> object:
+    value = leaf.item() if hasattr(leaf, "item") and getattr(leaf, "numel", lambda: 0)() == 1 else leaf
+    return value if type(value) in (int, float, bool) else None
+
+
+def _guard_state(recorder, counter, baseline_tasks, guard) -> dict:  # noqa: ANN001
+    new_tasks = sorted(guard.task_ids() - baseline_tasks)
+    return {
+        "mode_active": guard.mode_is_active(recorder) and not counter.mode_lost,
+        "new_threads": len(new_tasks),
+        "scalar_reads": recorder.evidence.scalar_reads,
+        "compute_ops": list(recorder.evidence.compute_ops),
+        "refusals": list(recorder.evidence.refusals),
+    }
+
+
+def _prepare_device(config: dict, torch) -> None:  # noqa: ANN001
+    """Create the CUDA context and Triton's driver before candidate code runs (and before the task-id baseline)."""
+    if config["device"] != "cuda":
+        return
+    torch.cuda.init()
+    torch.empty(1, device="cuda")
+    if config.get("gpu_memory_bytes"):
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, config["gpu_memory_bytes"] / total))
+    from triton.runtime import driver
+
+    driver.active.get_current_device()
+    driver.active.get_current_stream()
+
+
+def _bridge_interpreter() -> None:
+    try:
+        from kernelagent.verify import interpreter_bridge
+    except ImportError:
+        return
+    interpreter_bridge.install()
 
 
 def describe_error(err: BaseException, candidate: Path) -> dict:
     kind = _classify(err)
-    return {"kind": kind, "type": type(err).__name__, "message": str(err)[:2000], "traceback": _trim(err, candidate)}
+    described = {"kind": kind, "type": type(err).__name__, "message": str(err)[:2000], "traceback": _trim(err, candidate)}
+    unsupported = _interpreter_limit(err)
+    if unsupported:
+        described |= {"kind": "interpreter_unsupported", "feature": unsupported}
+    return described
+
+
+def _interpreter_limit(err: BaseException) -> str | None:
+    try:
+        from kernelagent.verify.interpreter_bridge import unsupported_feature
+    except ImportError:
+        return None
+    import os
+
+    return unsupported_feature(err) if os.environ.get("TRITON_INTERPRET") == "1" else None
 
 
 _OUT_OF_MEMORY = "can't allocate memory"  # torch's CPU allocator raises RuntimeError, not MemoryError
@@ -116,6 +231,8 @@ def _classify(err: BaseException) -> str:
         return "syntax_error"
     if isinstance(err, InterfaceError) or isinstance(err.__cause__, InterfaceError):
         return "interface_error"
+    if isinstance(err, PermissionError) and "refused in a candidate's process" in str(err):
+        return "refused"
     if isinstance(err, MemoryError) or "OutOfMemoryError" in names or _OUT_OF_MEMORY in str(err):
         return "resource_limit"
     if "CompilationError" in names or module.startswith("triton.compiler") or "CompileTimeAssertionFailure" in names:
@@ -146,16 +263,6 @@ def _trim(err: BaseException, candidate: Path) -> str:
     lines = [f'  File "candidate.py", line {f.lineno}, in {f.name}\n    {f.line}' for f in own[-6:]]
     tail = "".join(traceback.format_exception_only(type(err), err)).strip()
     return ("\n".join(lines) + "\n" + tail).strip()[-3000:]
-
-
-def _to_cpu(value: object) -> object:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, (list, tuple)):
-        return [_to_cpu(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

@@ -1,51 +1,113 @@
-"""Runtime anti-cheat, inside the candidate's process: records the aten ops its forward runs and its Triton launches.
+"""Runtime guard, inside the candidate's process: what its code may do while it is imported, built and run.
 
-Any aten op that computes (rather than allocates, copies, or views) fails the candidate, wherever it runs: in the
-forward, in a helper, or in a grid lambda evaluated inside a launch. Triton's CPU interpreter moves data with
-aten ops (set_, copy_, empty) while it runs a kernel, which is why those are allowed everywhere.
+This is the second line behind the static policy, and the weaker of the judge's two kinds of evidence: whether an
+output is right is decided by the judge in its own process, which the candidate cannot reach; whether the output
+was computed by Triton kernels is observed here, in the candidate's process, and so is best effort. What makes it
+hard to step around:
+
+- every compute aten op is reported to the judge the moment it runs (the first few per draw), so a candidate cannot
+  take back evidence once it is sent; ops are matched by namespace and name (`aten::clone`, not `clone`);
+- an audit hook (which Python offers no way to remove) refuses threads, processes, signals, sockets, ctypes and the
+  introspection that reaches our state (gc referrers, other threads' frames, our own frames);
+- new OS threads are noticed by their task ids, whatever started them;
+- the dispatch mode's presence is checked at every Triton launch and after every phase, so switching it off or
+  pushing another mode on top is seen.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode
 
-# Ops that allocate, move, reinterpret or query memory. Everything else is compute and must happen in Triton.
+# aten ops that allocate, move, reinterpret or describe memory. Anything else computes and must happen in Triton.
+# Not here on purpose: _local_scalar_dense (.item(): Python-side arithmetic on elements), _neg_view/_conj and
+# resolve_neg/resolve_conj (lazy negation or conjugation materialised by a copy), and any op outside aten.
 ALLOWED_OPS = frozenset(
     """
     empty empty_like empty_strided new_empty new_empty_strided zeros zeros_like new_zeros ones ones_like new_ones
     full full_like new_full fill_ zero_ arange copy_ clone _to_copy detach detach_ alias lift_fresh lift_fresh_copy
     set_ view _unsafe_view reshape _reshape_alias as_strided as_strided_ expand permute transpose t unsqueeze
     squeeze unsqueeze_ squeeze_ transpose_ t_ slice select narrow split split_with_sizes chunk unbind view_as
-    expand_as movedim unfold diagonal _local_scalar_dense is_nonzero sym_size sym_stride sym_numel
-    sym_storage_offset stride size numel dim is_contiguous resize_ record_stream real imag view_as_real
-    view_as_complex _conj _neg_view _has_compatible_shallow_copy_type contiguous _pin_memory pin_memory
-    resolve_conj resolve_neg
+    expand_as movedim unfold diagonal sym_size sym_stride sym_numel sym_storage_offset stride size numel dim
+    is_contiguous resize_ record_stream view_as_real view_as_complex _has_compatible_shallow_copy_type contiguous
+    _pin_memory pin_memory is_pinned
     """.split()
 )
+# Reading a few scalars (a count, a flag) is normal in a wrapper; an element loop is Python-side compute.
+MAX_SCALAR_READS = 16
+MAX_REPORTED_OPS = 20
+
+
+class GuardEvidence:
+    """What the guard saw during one phase; `report` sends an event to the judge at once (a callable bound by the
+    runner before any candidate code ran)."""
+
+    def __init__(self, report) -> None:  # noqa: ANN001 - Callable[[dict], None]
+        self._report = report
+        self.compute_ops: list[str] = []
+        self.scalar_reads = 0
+        self.refusals: list[str] = []
+
+    def next_phase(self) -> None:
+        """Compute ops are judged per phase (import and __init__ may initialise weights; forward may not compute)."""
+        self.compute_ops = []
+        self.scalar_reads = 0
+
+    def compute(self, op: str) -> None:
+        if op not in self.compute_ops and len(self.compute_ops) < MAX_REPORTED_OPS:
+            self.compute_ops.append(op)
+            self._report({"event": "guard", "what": "compute_op", "detail": op})
+
+    def refused(self, what: str) -> None:
+        if len(self.refusals) < MAX_REPORTED_OPS:
+            self.refusals.append(what)
+            self._report({"event": "guard", "what": "refused", "detail": what})
 
 
 class OpRecorder(TorchDispatchMode):
-    """Records every compute op that runs while active."""
+    """Reports every compute op that runs while active (in this thread: other threads are refused by the hook)."""
 
-    def __init__(self) -> None:
+    def __init__(self, evidence: GuardEvidence) -> None:
         super().__init__()
-        self.compute_ops: list[str] = []
+        self.evidence = evidence
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
-        name = func.overloadpacket.__name__ if hasattr(func, "overloadpacket") else str(func)
-        if name not in ALLOWED_OPS and len(self.compute_ops) < 100:
-            self.compute_ops.append(str(func))
+        namespace, _, name = _qualified_name(func).partition("::")
+        if namespace != "aten" or name not in ALLOWED_OPS:
+            if namespace == "aten" and name == "_local_scalar_dense":
+                self.evidence.scalar_reads += 1
+                if self.evidence.scalar_reads > MAX_SCALAR_READS:
+                    self.evidence.compute(f"aten::_local_scalar_dense x{self.evidence.scalar_reads} (.item() loop)")
+            else:
+                self.evidence.compute(f"{namespace}::{name}")
         return func(*args, **(kwargs or {}))
 
 
+def _qualified_name(func: object) -> str:
+    schema = getattr(func, "_schema", None)
+    if schema is not None:
+        return schema.name  # e.g. "aten::add"; a custom op keeps its own namespace
+    return f"?::{func}"
+
+
+def mode_is_active(recorder: OpRecorder) -> bool:
+    """Our mode is the innermost dispatch mode and Python dispatch is not switched off for this thread."""
+    excluded = torch._C._dispatch_tls_is_dispatch_key_excluded(torch._C.DispatchKey.Python)
+    return _get_current_dispatch_mode() is recorder and not excluded
+
+
 class LaunchCounter:
-    """Counts outermost Triton launches by wrapping `run` on every KernelInterface class (jit, autotune, ...)."""
+    """Counts outermost Triton launches by wrapping `run` on every KernelInterface class (jit, autotune, ...), and
+    checks at each launch that the op recorder is still in place."""
 
     def __init__(self) -> None:
         self.launches = 0
+        self.recorder: OpRecorder | None = None
+        self.mode_lost = False
         self._depth = threading.local()
 
     def install(self) -> None:
@@ -62,13 +124,14 @@ class LaunchCounter:
             depth = getattr(counter._depth, "value", 0)
             if depth == 0:
                 counter.launches += 1
+                if counter.recorder is not None and not mode_is_active(counter.recorder):
+                    counter.mode_lost = True
             counter._depth.value = depth + 1
             try:
                 return run(*args, **kwargs)
             finally:
                 counter._depth.value = depth
 
-        counted_run.__wrapped__ = run
         return counted_run
 
 
@@ -83,18 +146,123 @@ def _all_subclasses(cls: type) -> list[type]:
     return found
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# The audit hook
+
+
+# Refused outright once armed: these reach threads, processes, signals, the network, raw memory, or our state.
+REFUSED_EVENTS = frozenset(
+    {
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.exec",
+        "os.system",
+        "os.kill",
+        "os.killpg",
+        "signal.pthread_kill",
+        "socket.__new__",
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.sendmsg",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "gc.get_objects",
+        "sys._current_frames",
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.set_asyncgen_hooks_firstiter",
+        "_thread.start_new_thread",
+        "pickle.find_class",
+        "code.__new__",
+        "function.__new__",
+        "cpython.run_command",
+        "cpython.remote_debugger_script",
+    }
+)
+# Triton runs these itself (the ptxas assembler, the C compiler for its launcher, ldconfig to find libcuda).
+ALLOWED_PROGRAMS = frozenset({"ptxas", "ptxas-blackwell", "cc", "gcc", "clang", "ldconfig", "cuobjdump", "nvdisasm"})
+
+
+class AuditGuard:
+    """Installed once per process (audit hooks cannot be removed); refuses what REFUSED_EVENTS names once armed."""
+
+    def __init__(self, evidence: GuardEvidence, own_files: frozenset[str]) -> None:
+        self.evidence = evidence
+        self.armed = False
+        self._own_files = own_files
+        self._inside = threading.local()
+
+    def install(self) -> None:
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if not self.armed or getattr(self._inside, "value", False):
+            return
+        self._inside.value = True
+        try:
+            refusal = self._refusal(event, args)
+        finally:
+            self._inside.value = False
+        if refusal:
+            self.evidence.refused(refusal)
+            raise PermissionError(f"refused in a candidate's process: {refusal}")
+
+    def _refusal(self, event: str, args: tuple) -> str | None:
+        if event in REFUSED_EVENTS:
+            return event
+        if event.startswith("ctypes."):
+            return event
+        if event == "subprocess.Popen":
+            program = os.path.basename(str(args[0])) if args else "?"
+            return None if program in ALLOWED_PROGRAMS else f"subprocess.Popen({program})"
+        if event == "sys._getframe":
+            frame = args[0] if args else None
+            code = getattr(frame, "f_code", None)
+            if code is not None and code.co_filename in self._own_files:
+                return "sys._getframe reaching the harness's frames"
+        if event == "object.__setattr__" and args and isinstance(args[0], type):
+            owner = getattr(args[0], "__module__", "") or ""
+            if owner.startswith(("kernelagent", "torch.utils._python_dispatch", "triton.runtime")) or args[0] in (
+                torch.Tensor,
+                torch.nn.Module,
+            ):
+                return f"patching {owner}.{args[0].__name__}.{args[1] if len(args) > 1 else '?'}"
+        return None
+
+
+def refuse_python_threads() -> None:
+    """Threads started through the threading module or _thread fail at once (also where Python has no audit event for
+    them); threads started any other way are caught by their task ids (`new_task_ids`)."""
+    import _thread
+
+    def no_threads(*args: object, **kwargs: object) -> None:
+        raise PermissionError("refused in a candidate's process: starting a thread")
+
+    for module, name in ((_thread, "start_new_thread"), (_thread, "start_new"), (_thread, "start_joinable_thread")):
+        if hasattr(module, name):
+            setattr(module, name, no_threads)
+    for name in ("_start_new_thread", "_start_joinable_thread"):
+        if hasattr(threading, name):
+            setattr(threading, name, no_threads)
+
+
+def task_ids() -> set[int]:
+    try:
+        return {int(name) for name in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
 def protected_functions() -> dict[str, object]:
-    """Identities the candidate must not replace; checked after its forward runs."""
+    """Identities a timed candidate must not replace (the timing child checks them after each candidate)."""
     import builtins
     import json
 
     return {
-        "torch.allclose": torch.allclose,
-        "torch.testing.assert_close": torch.testing.assert_close,
-        "torch.save": torch.save,
-        "torch.equal": torch.equal,
         "torch.Tensor.__eq__": torch.Tensor.__eq__,
-        "torch.Tensor.cpu": torch.Tensor.cpu,
         "torch.Tensor.detach": torch.Tensor.detach,
         "torch.Tensor.clone": torch.Tensor.clone,
         "json.dumps": json.dumps,
@@ -103,8 +271,3 @@ def protected_functions() -> dict[str, object]:
         "TorchDispatchMode.__enter__": TorchDispatchMode.__enter__,
         "LaunchCounter._wrap": LaunchCounter._wrap,
     }
-
-
-def changed_functions(before: dict[str, object]) -> list[str]:
-    after = protected_functions()
-    return [name for name, fn in before.items() if after.get(name) is not fn]

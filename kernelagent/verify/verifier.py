@@ -1,8 +1,9 @@
-"""Judges candidates. Static policy first (cheap, precise reasons), then a sandboxed run, then the trusted compare.
+"""Judges candidates. Static policy first (cheap, precise reasons), then a sandboxed run judged by the trusted judge.
 
-Reference mode: the harness is built from the user's PyTorch reference (no LLM-written test). Each candidate runs
-in its own process and folder with only the inputs; its outputs come back as files that this process compares
-with expected outputs computed earlier by a separate reference process.
+Reference mode: the harness is built from the user's PyTorch reference (no LLM-written test). A judge process per
+reference and GPU (verify/judge.py) owns inputs, expected outputs and the comparison; each candidate runs in its
+own sandboxed process and folder, connected to the judge only by a socket on its stdin (verify/judge_client.py).
+This module combines the judge's outcome with what the sandbox saw (exit, signal, time, memory) into the verdict.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from kernelagent.errors import ReferenceError_
-from kernelagent.runs.store import read_json, write_json
 from kernelagent.sandbox import (
     SandboxLimits,
     SandboxResult,
@@ -27,7 +25,7 @@ from kernelagent.sandbox import (
     scrubbed_env,
 )
 from kernelagent.verify import verdict as V
-from kernelagent.verify.compare import compare_outputs
+from kernelagent.verify.judge_client import Judge, JudgeError, forget, judge_for
 from kernelagent.verify.policy import check_policy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -101,59 +99,60 @@ def prepare_reference(
     draws: int,
     sizes: dict[str, int],
     precision: str,
-    seed: int,
+    seed: int | None = None,
     timeout_s: float,
     cache_dir: Path,
     warm: bool = True,
+    extra_draws: bool = True,
 ) -> dict:
-    """Runs the reference in its own process (forked from the warm pool unless warm is False); returns the harness
-    description kept in state."""
-    ref_dir = harness_dir / "reference"
+    """Starts the judge for this reference (it builds the model and checks a first draw) and returns the harness
+    description kept in state: enough for any process, here or on a Ray worker, to start an identical judge.
+
+    `seed` is accepted for old callers and ignored: every draw's seed is fresh and unpredictable now."""
+    del seed
+    ref_dir = Path(harness_dir) / "reference"
     ref_dir.mkdir(parents=True, exist_ok=True)
-    (ref_dir / "problem.py").write_text(reference_source)
+    problem_path = ref_dir / "problem.py"
+    problem_path.write_text(reference_source)
     config = {
-        "problem_path": str((ref_dir / "problem.py").resolve()),
-        "out_dir": str(ref_dir.resolve()),
+        "problem_path": str(problem_path.resolve()),
         "device": device,
         "draws": draws,
-        "sizes": sizes,
+        "sizes": dict(sizes),
         "precision": precision,
-        "seed": seed,
+        "extra_draws": extra_draws,
     }
-    write_json(ref_dir / "config.json", config)
     with gpu_placement(device) as gpu:  # "auto" takes a slot too; where no GPU is known it yields None
-        result = runner_for(warm=warm)(
-            [sys.executable, "-m", "kernelagent.verify.reference_runner", str((ref_dir / "config.json").resolve())],
-            cwd=ref_dir / "work",
-            # The user's own code, which may read its data files: not confined to its folder like a candidate.
-            limits=SandboxLimits(
-                timeout_s=timeout_s,
-                apply_memory_limit=False,
-                isolate_network=False,
-                confine_filesystem=False,
-                rss_bytes=host_memory_limit(),
-            ),
-            env=pinned_env(child_env(interpret=False, cache_dir=cache_dir), gpu),
-        )
-    if result.timed_out:
-        raise ReferenceError_(f"the PyTorch reference did not finish within {timeout_s:g}s; reduce sizes with --size")
-    if result.returncode != 0 or not (ref_dir / "meta.json").exists():
-        error = (ref_dir / "error.txt").read_text() if (ref_dir / "error.txt").exists() else result.tail()
-        raise ReferenceError_(f"the PyTorch reference failed to run: {error.strip().splitlines()[0]}\n{error[-1500:]}")
-    meta = read_json(ref_dir / "meta.json")
+        judge = _judge(config, ref_dir, cache_dir, gpu, timeout_s)
+    facts = judge.facts
     return {
         "mode": "reference",
         "dir": str(ref_dir),
         "cache_dir": str(cache_dir),
+        "judge": config | {"device": facts["device"]},
         "draws": draws,
-        "device": meta["device"],
+        "plan": facts["plan"],
+        "device": facts["device"],
         "dtype": DTYPE_OF_PRECISION.get(precision),
-        "sizes_overridden": meta["sizes_overridden"],
-        "warnings": meta["warnings"],
-        "gpu_memory_bytes": gpu_memory_cap(meta.get("peak_memory_bytes")),
-        "inputs": meta["draws"][0]["inputs"],
-        "outputs": meta["draws"][0]["outputs"],
+        "sizes_overridden": facts["sizes_overridden"],
+        "warnings": facts["warnings"],
+        "gpu_memory_bytes": gpu_memory_cap(facts.get("peak_memory_bytes")),
+        "prepare_s": facts["prepare_s"],
+        "inputs": facts["inputs"],
+        "outputs": facts["outputs"],
+        "warm": warm,
     }
+
+
+def judge_of(harness: dict, gpu: str | None, timeout_s: float) -> Judge:
+    """The judge of this harness on this GPU (started here if this process has none yet)."""
+    return _judge(harness["judge"], Path(harness["dir"]), Path(harness["cache_dir"]), gpu, timeout_s)
+
+
+def _judge(config: dict, ref_dir: Path, cache_dir: Path, gpu: str | None, timeout_s: float) -> Judge:
+    # The user's own reference runs in the judge: not confined like a candidate, but without our secrets.
+    env = pinned_env(child_env(interpret=False, cache_dir=Path(cache_dir)), gpu)
+    return judge_for(config, workdir=ref_dir, env=env, gpu=gpu, ready_timeout_s=timeout_s)
 
 
 def gpu_memory_cap(reference_peak_bytes: int | None) -> int | None:
@@ -177,7 +176,9 @@ def verify_reference_candidate(
     started = time.perf_counter()
     verdict = static_checks(code, "ModelNew")
     if verdict is None:
-        verdict = _run_and_compare(code, harness, workdir, timeout_s, tf32, rtol, atol)
+        options = {"tf32": tf32, "rtol": rtol, "atol": atol, "dtype": harness.get("dtype"), "entry": "ModelNew",
+                   "gpu_memory_bytes": harness.get("gpu_memory_bytes")}
+        verdict = _run_judged(code, harness, Path(workdir), timeout_s, options)
     verdict["wall_s"] = round(time.perf_counter() - started, 3)
     return verdict
 
@@ -201,125 +202,114 @@ def static_checks(code: str, entry: str) -> V.Verdict | None:
     )
 
 
-def _run_and_compare(code, harness, workdir, timeout_s, tf32, rtol, atol) -> V.Verdict:  # noqa: ANN001
-    ref_dir = Path(harness["dir"])
-    _stage_workdir(code, harness, ref_dir, workdir)
+def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, options: dict) -> V.Verdict:
+    """One sandboxed run of the candidate, judged; a judge that died is replaced once (it is ours, not theirs)."""
+    _stage_workdir(code, workdir)
     limits = sandbox_limits(harness["device"], timeout_s)
     env = child_env(interpret=harness["device"] == "cpu", cache_dir=Path(harness["cache_dir"]))
-    # The slot is held only while the child runs: the comparison below works on CPU copies of the outputs.
-    with gpu_placement(harness["device"]) as gpu:
-        run = sandbox_runner(harness)(
-            [sys.executable, "-m", "kernelagent.verify.candidate_runner", str(workdir.resolve())],
-            cwd=workdir,
-            limits=limits,
-            env=pinned_env(env, gpu),
-        )
-    (workdir / "sandbox.log").write_text(f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}")
-    report = read_json(workdir / "report.json", {}) or {}
-    sandbox_facts = {
+    runner = sandbox_runner(harness)
+    for attempt in range(2):
+        # The slot is held while the candidate runs; its judge lives on that same GPU (CUDA IPC is per device).
+        with gpu_placement(harness["device"]) as gpu:
+            judge = judge_of(harness, gpu, timeout_s)
+
+            def run(stdin_fd: int) -> SandboxResult:
+                return runner(
+                    [sys.executable, "-m", "kernelagent.verify.candidate_runner", str(workdir.resolve())],
+                    cwd=workdir,
+                    limits=limits,
+                    env=pinned_env(env, gpu),
+                    stdin_fd=stdin_fd,
+                )
+
+            try:
+                outcome, result = judge.session(options, run)
+                break
+            except JudgeError:
+                forget(judge)
+                if attempt:
+                    raise
+    (workdir / "sandbox.log").write_text(f"exit={result.returncode} signal={result.signal_name}\n{result.stdout}\n{result.stderr}")
+    verdict = verdict_of(outcome, result, timeout_s, limits)
+    verdict["details"].update(_sandbox_facts(result, outcome, gpu))
+    return verdict
+
+
+def _sandbox_facts(run: SandboxResult, outcome: dict, gpu: str | None) -> dict:
+    return {
         "returncode": run.returncode,
         "signal": run.signal_name,
         "leftovers_killed": run.leftovers_killed,
         "network_isolated": run.network_isolated,
         "filesystem_confined": run.filesystem_confined,
-        "import_s": report.get("import_s"),
+        "import_s": outcome.get("import_s"),
+        "build_s": outcome.get("build_s"),
+        "draws_judged": outcome.get("draws_judged"),
+        "draws_planned": outcome.get("draws_planned"),
+        **({"skipped_draws": outcome["skipped"]} if outcome.get("skipped") else {}),
         "rss_peak_bytes": run.rss_peak_bytes,
         **({"gpu": gpu} if gpu is not None else {}),
     }
-    problem = _process_failure(run, report, timeout_s, limits)
-    if problem is not None:
-        problem["details"].update(sandbox_facts)
-        return problem
-    verdict = _judge_outputs(harness, ref_dir, workdir, report, tf32, rtol, atol)
-    verdict["details"].update(sandbox_facts)
-    return verdict
 
 
-def _stage_workdir(code: str, harness: dict, ref_dir: Path, workdir: Path) -> None:
-    """The candidate's folder gets its code, the initial state and the inputs: never the expected outputs."""
+def _stage_workdir(code: str, workdir: Path) -> None:
+    """The candidate's folder gets its code and nothing else: state and inputs come from the judge, lent."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     (workdir / "candidate.py").write_text(code)
-    shutil.copy(ref_dir / "init.pt", workdir / "init.pt")
-    for k in range(harness["draws"]):
-        shutil.copy(ref_dir / f"inputs_{k}.pt", workdir / f"inputs_{k}.pt")
-    write_json(
-        workdir / "config.json",
-        {
-            "draws": harness["draws"],
-            "device": harness["device"],
-            "entry": "ModelNew",
-            "dtype": harness.get("dtype"),
-            "gpu_memory_bytes": harness.get("gpu_memory_bytes"),
-        },
+
+
+def verdict_of(
+    outcome: dict, run: SandboxResult, timeout_s: float, limits: SandboxLimits | None = None
+) -> V.Verdict:
+    """The verdict from the judge's outcome and the sandbox's facts. Only the judge can pass a candidate, and only
+    when it judged every planned draw; the process's exit status and anything it printed prove nothing."""
+    if outcome.get("judge_error"):
+        raise JudgeError(f"the judge failed while judging: {outcome['judge_error']}")
+    verdict = outcome.get("verdict")
+    if verdict is not None and not verdict.get("passed"):
+        return verdict  # a mismatch or guard finding is the answer, even if the process was then killed
+    if run.memory_exceeded:  # the kill may have cut the session short in any phase
+        limit = f"{limits.rss_bytes / 1024**3:g} GiB" if limits and limits.rss_bytes else "the limit"
+        return V.failed(
+            V.RESOURCE_LIMIT, f"used more than {limit} of host memory (resident, whole process tree); killed", run.tail(1500)
+        )
+    if run.timed_out:
+        return V.failed(V.TIMEOUT, f"did not finish within {timeout_s:g}s (phase: {outcome.get('phase', 'start')})")
+    error = outcome.get("error")
+    if error:
+        return _candidate_error(error, outcome.get("phase"))
+    if verdict is not None and outcome.get("draws_judged") == outcome.get("draws_planned"):
+        return verdict
+    if run.signal_name:
+        return V.failed(V.RUNTIME_ERROR, f"the process was killed by {run.signal_name}", run.tail(2000))
+    return V.failed(
+        V.TAMPER,
+        f"the process ended (exit code {run.returncode}) before the judge finished (phase {outcome.get('phase')}, "
+        f"{outcome.get('draws_judged', 0)} of {outcome.get('draws_planned')} draws judged)",
+        run.tail(1500),
     )
 
 
-def _process_failure(
-    run: SandboxResult, report: dict, timeout_s: float, limits: SandboxLimits | None = None
-) -> V.Verdict | None:
-    if run.memory_exceeded:  # first: the kill may have cut the report short in any phase
-        limit = f"{limits.rss_bytes / 1024**3:g} GiB" if limits and limits.rss_bytes else "the limit"
-        return V.failed(
-            V.RESOURCE_LIMIT,
-            f"used more than {limit} of host memory (resident, whole process tree); killed",
-            run.tail(1500),
-        )
-    if run.timed_out:
-        return V.failed(V.TIMEOUT, f"did not finish within {timeout_s:g}s (phase: {report.get('phase', 'start')})")
-    error = report.get("error")
-    if error:
-        kind = error["kind"]
-        if kind == "exit":
-            return V.failed(V.TAMPER, "the candidate tried to exit the process (SystemExit) before verification ended")
-        failure_class = {
-            "syntax_error": V.SYNTAX_ERROR,
-            "interface_error": V.INTERFACE_ERROR,
-            "resource_limit": V.RESOURCE_LIMIT,
-            "compile_error": V.COMPILE_ERROR,
-        }.get(kind, V.RUNTIME_ERROR)
-        where = "while importing" if report.get("phase") == "import" else "in forward"
-        return V.failed(failure_class, f"{error['type']} {where}: {error['message'][:300]}", error["traceback"])
-    if report.get("tampered"):
-        return V.failed(V.TAMPER, "the candidate replaced harness functions: " + ", ".join(report["tampered"]))
-    if run.signal_name:
-        return V.failed(V.RUNTIME_ERROR, f"the process was killed by {run.signal_name}", run.tail(2000))
-    if report.get("phase") != "done":
-        # Exit status 0 proves nothing: only a report that reached the end counts.
-        return V.failed(
-            V.TAMPER,
-            f"the process ended (exit code {run.returncode}) before the harness finished (phase "
-            f"{report.get('phase', 'none')})",
-            run.tail(1500),
-        )
-    return None
+_ERROR_CLASSES = {
+    "syntax_error": V.SYNTAX_ERROR,
+    "interface_error": V.INTERFACE_ERROR,
+    "resource_limit": V.RESOURCE_LIMIT,
+    "compile_error": V.COMPILE_ERROR,
+}
 
 
-def _judge_outputs(harness, ref_dir, workdir, report, tf32, rtol, atol) -> V.Verdict:  # noqa: ANN001
-    launches = sum(d["launches"] for d in report["draws"])
-    compute_ops = sorted({op for d in report["draws"] for op in d["compute_ops"]})
-    if compute_ops:
-        return V.failed(
-            V.POLICY_VIOLATION,
-            f"PyTorch compute ran outside Triton kernels: {', '.join(compute_ops[:8])}",
-            "All arithmetic must happen inside @triton.jit kernels; the wrapper may only allocate, view and launch.",
-            rule="runtime_torch_compute",
-        )
-    if any(d["launches"] == 0 for d in report["draws"]):
-        return V.failed(
-            V.POLICY_VIOLATION, "forward launched no Triton kernel", rule="runtime_no_triton_launch", launches=launches
-        )
-    if harness["device"] == "cuda" and any(dev != "cuda:0" for d in report["draws"] for dev in d["output_devices"]):
-        return V.failed(V.INTERFACE_ERROR, "outputs must be on the GPU like the reference's")
-    worst: dict = {}
-    for k in range(harness["draws"]):
-        got = torch.load(workdir / f"outputs_{k}.pt", weights_only=True)
-        expected = torch.load(ref_dir / f"expected_{k}.pt", weights_only=True)
-        comparison = compare_outputs(got, expected, tf32=tf32, rtol=rtol, atol=atol)
-        if not comparison.ok:
-            failure = V.NUMERICAL_MISMATCH if comparison.kind == "mismatch" else V.INTERFACE_ERROR
-            return V.failed(failure, f"input draw {k}: {comparison.message}", comparison.evidence, **comparison.stats)
-        for key, value in comparison.stats.items():
-            worst[key] = max(worst.get(key, 0.0), value)
-    return V.passed(f"matches the reference on {harness['draws']} input draws", launches=launches, **worst)
+def _candidate_error(error: dict, phase: str | None) -> V.Verdict:
+    kind = error.get("kind")
+    if kind == "exit":
+        return V.failed(V.TAMPER, "the candidate tried to exit the process (SystemExit) before verification ended")
+    if kind == "refused":
+        return V.failed(V.POLICY_VIOLATION, f"the candidate's process tried what it may not: {error.get('message', '')[:300]}",
+                        error.get("traceback", ""), rule="runtime_refused")
+    if kind == "interpreter_unsupported" and hasattr(V, "INTERPRETER_UNSUPPORTED"):
+        return V.failed(V.INTERPRETER_UNSUPPORTED, f"the Triton CPU interpreter cannot run this: {error.get('feature')}",
+                        error.get("traceback", ""), feature=error.get("feature"))
+    where = "while importing" if phase == "import" else "while building ModelNew" if phase == "build" else "in forward"
+    failure_class = _ERROR_CLASSES.get(kind, V.RUNTIME_ERROR)
+    return V.failed(failure_class, f"{error.get('type')} {where}: {error.get('message', '')[:300]}", error.get("traceback", ""))

@@ -1,0 +1,220 @@
+"""The judge's wire: framed JSON messages, with file descriptors attached, over one Unix stream socket per candidate.
+
+Both ends import this module, but the two directions are not alike. What the judge sends may carry pickled values
+(the reference's init inputs) and tensor handles: the candidate's runner trusts the judge. What the candidate sends
+is JSON only, size-capped and read with a deadline: the judge trusts nothing from it but its shape, and never
+unpickles, `torch.load`s or opens anything a candidate named.
+
+Tensors cross as shared memory, never as files or copies through the socket:
+- CPU (the Triton interpreter): a memfd per tensor, passed with SCM_RIGHTS and mapped by both sides;
+- CUDA: the IPC handle of the judge's device allocation (torch.multiprocessing's reduction), mapped by the candidate.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mmap
+import os
+import pickle
+import select
+import socket
+import struct
+import time
+from typing import Any
+
+_HEADER = struct.Struct("!I")
+MAX_FDS_PER_MESSAGE = 64
+# A candidate has nothing large to say: phases, counts, shapes, an error with a trimmed traceback.
+MAX_CANDIDATE_MESSAGE_BYTES = 1 << 20
+MAX_JUDGE_MESSAGE_BYTES = 1 << 30
+
+
+class WireError(Exception):
+    """The other end sent something malformed, too large, too late, or hung up."""
+
+
+def send(sock: socket.socket, message: dict, fds: list[int] | tuple[int, ...] = ()) -> None:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    header = _HEADER.pack(len(body))
+    if fds:
+        socket.send_fds(sock, [header], list(fds))
+    else:
+        sock.sendall(header)
+    sock.sendall(body)
+
+
+def receive(sock: socket.socket, *, limit: int, deadline: float | None = None) -> tuple[dict, list[int]]:
+    """One message and the descriptors that came with it. Raises WireError on EOF, oversize, bad JSON or a deadline."""
+    header, fds = _receive_header(sock, deadline)
+    (size,) = _HEADER.unpack(header)
+    if size > limit:
+        _close_all(fds)
+        raise WireError(f"message of {size} bytes is over the limit of {limit}")
+    try:
+        body = _receive_exactly(sock, size, deadline)
+        message = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        _close_all(fds)
+        raise WireError(f"malformed message: {err}") from err
+    except WireError:
+        _close_all(fds)
+        raise
+    if not isinstance(message, dict):
+        _close_all(fds)
+        raise WireError("a message must be a JSON object")
+    return message, fds
+
+
+def _receive_header(sock: socket.socket, deadline: float | None) -> tuple[bytes, list[int]]:
+    _wait_readable(sock, deadline)
+    data, fds, flags, _ = socket.recv_fds(sock, _HEADER.size, MAX_FDS_PER_MESSAGE)
+    if flags & socket.MSG_CTRUNC:
+        _close_all(fds)
+        raise WireError("too many descriptors attached")
+    if not data:
+        _close_all(fds)
+        raise WireError("the other end hung up")
+    if len(data) < _HEADER.size:
+        try:
+            data += _receive_exactly(sock, _HEADER.size - len(data), deadline)
+        except WireError:
+            _close_all(fds)
+            raise
+    return data, list(fds)
+
+
+def _receive_exactly(sock: socket.socket, size: int, deadline: float | None) -> bytes:
+    chunks, left = [], size
+    while left:
+        _wait_readable(sock, deadline)
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise WireError("the other end hung up mid-message")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _wait_readable(sock: socket.socket, deadline: float | None) -> None:
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+        raise WireError("no message before the deadline")
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Values the judge hands to the candidate's runner (trusted -> untrusted only)
+
+
+def pack_object(value: Any) -> str:
+    return base64.b64encode(pickle.dumps(value)).decode()
+
+
+def unpack_object(text: str) -> Any:
+    """Only ever called by the candidate's runner on what the judge sent."""
+    return pickle.loads(base64.b64decode(text))  # noqa: S301 - from the judge, never from a candidate
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Shared tensors
+
+
+class SharedTensors:
+    """Tensors the judge allocates and lends to one candidate; both sides see the same memory.
+
+    CPU tensors live in memfds (handed over as descriptors), CUDA tensors in the judge's device memory (handed over
+    as IPC handles). The judge keeps this object until the candidate's process tree is dead, then closes it.
+    """
+
+    def __init__(self) -> None:
+        self._keep: list[Any] = []
+
+    def lend(self, tensor: Any, *, copy: bool = True) -> tuple[dict, list[int]]:
+        """A judge-owned shared tensor with tensor's contents; returns (descriptor, fds to send with it).
+
+        copy=False lends a CUDA tensor itself (layout included), for one the judge no longer needs intact; CPU
+        tensors are always copied into fresh shared memory."""
+        if tensor.is_cuda:
+            return self._lend_cuda(tensor.detach().clone() if copy else tensor.detach()), []
+        return self._lend_cpu(tensor.detach().contiguous())
+
+    def allocate(self, shape: list[int], dtype: Any, device: Any) -> tuple[Any, dict, list[int]]:
+        """An empty judge-owned buffer the candidate writes into: (tensor, descriptor, fds)."""
+        import torch
+
+        if torch.device(device).type == "cuda":
+            buffer = torch.empty(shape, dtype=dtype, device=device)
+            return buffer, self._lend_cuda(buffer), []
+        buffer, fd = _memfd_tensor(shape, dtype, self._keep)
+        return buffer, _descriptor(buffer, "cpu"), [fd]
+
+    def _lend_cuda(self, tensor: Any) -> dict:
+        from torch.multiprocessing.reductions import reduce_tensor
+
+        self._keep.append(tensor)
+        _rebuild, args = reduce_tensor(tensor)
+        return {**_descriptor(tensor, "cuda"), "ipc": pack_object(args)}
+
+    def _lend_cpu(self, tensor: Any) -> tuple[dict, list[int]]:
+        shared, fd = _memfd_tensor(list(tensor.shape), tensor.dtype, self._keep)
+        shared.copy_(tensor)
+        return _descriptor(shared, "cpu"), [fd]
+
+    def close(self) -> None:
+        self._keep.clear()
+
+
+def _descriptor(tensor: Any, kind: str) -> dict:
+    return {"kind": kind, "shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch.")}
+
+
+def _memfd_tensor(shape: list[int], dtype: Any, keep: list[Any]) -> tuple[Any, int]:
+    """A CPU tensor backed by a fresh memfd; returns it and a descriptor the caller sends (and then closes)."""
+    import torch
+
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    numel = 1
+    for dim in shape:
+        numel *= int(dim)
+    nbytes = max(1, numel * itemsize)
+    fd = os.memfd_create("kernelagent-tensor", os.MFD_CLOEXEC)
+    os.ftruncate(fd, nbytes)
+    mapped = mmap.mmap(fd, nbytes)
+    keep.append(mapped)
+    flat = torch.frombuffer(mapped, dtype=torch.uint8, count=nbytes)
+    return flat[: numel * itemsize].view(dtype).view(shape), fd
+
+
+def map_tensor(descriptor: dict, fds: list[int], keep: list[Any]) -> Any:
+    """The candidate side: the judge's shared tensor as a torch tensor (consumes one fd for a CPU tensor)."""
+    import torch
+
+    dtype = getattr(torch, descriptor["dtype"])
+    if descriptor["kind"] == "cuda":
+        from torch.multiprocessing.reductions import rebuild_cuda_tensor
+
+        tensor = rebuild_cuda_tensor(*unpack_object(descriptor["ipc"]))
+        keep.append(tensor)
+        return tensor
+    fd = fds.pop(0)
+    try:
+        size = os.fstat(fd).st_size
+        mapped = mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+    keep.append(mapped)
+    numel = 1
+    for dim in descriptor["shape"]:
+        numel *= int(dim)
+    flat = torch.frombuffer(mapped, dtype=torch.uint8, count=size)
+    return flat[: numel * torch.empty((), dtype=dtype).element_size()].view(dtype).view(descriptor["shape"])
