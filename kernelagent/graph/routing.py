@@ -7,6 +7,7 @@ from typing import Literal
 from langgraph.types import Send
 
 from kernelagent.graph.state import RunState, SeedState
+from kernelagent.verify.verdict import NOT_REFINABLE
 
 SEED_KEYS = ("run_dir", "problem", "device", "harness", "rounds_budget")
 
@@ -21,8 +22,11 @@ def fan_out_seeds(state: RunState) -> list[Send]:
 
 
 def route_after_verify(state: SeedState) -> Literal["refine", "finish_seed"]:
-    """Refine while the seed fails, has rounds left, and no other seed has won (in stop-at-first-pass mode)."""
+    """Refine while the seed fails for a reason the LLM can fix, has rounds left, and no other seed has won (in
+    stop-at-first-pass mode). An interpreter limit is not the kernel's bug: the seed stops and says so."""
     if state["verdict"]["passed"] or state.get("stop_reason"):
+        return "finish_seed"
+    if state["verdict"].get("failure_class") in NOT_REFINABLE:
         return "finish_seed"
     if state["round"] + 1 >= state["rounds_budget"]:
         return "finish_seed"

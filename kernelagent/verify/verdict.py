@@ -15,6 +15,9 @@ INTERFACE_ERROR = "interface_error"  # ModelNew cannot be built, state_dict does
 NO_CODE = "no_code"  # the LLM reply held no usable module
 TAMPER = "tamper"  # the candidate interfered with the harness (early exit, patched functions, forged output)
 RESOURCE_LIMIT = "resource_limit"
+# The CPU interpreter lacks a feature the GPU compiler has (inline PTX, an extern call, ...): no bug of the kernel's,
+# so it is not sent back to the LLM; a GPU run would judge the candidate. details["feature"] names the feature.
+INTERPRETER_UNSUPPORTED = "interpreter_unsupported"
 
 FAILURE_CLASSES = (
     SYNTAX_ERROR,
@@ -27,7 +30,11 @@ FAILURE_CLASSES = (
     NO_CODE,
     TAMPER,
     RESOURCE_LIMIT,
+    INTERPRETER_UNSUPPORTED,
 )
+
+# Failures that say nothing about the kernel's correctness: refining on them would chase a non-bug.
+NOT_REFINABLE = (INTERPRETER_UNSUPPORTED,)
 
 
 class Verdict(TypedDict, total=False):
