@@ -13,9 +13,10 @@ import typer
 
 from kernelagent import app as runs
 from kernelagent import config as settings
+from kernelagent import interrupts
 from kernelagent.errors import (
     EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
+    INTERRUPTED_EXIT_CODES,
     RESUMABLE_EXIT_CODES,
     KernelAgentError,
     NoKernelPassed,
@@ -115,17 +116,21 @@ def _finish(result: dict, progress: Progress) -> None:
     raise typer.Exit(NoKernelPassed.exit_code)
 
 
-def _guarded(action: Callable[[], None], progress: Progress | None = None) -> None:
+def _guarded(
+    action: Callable[[], None], progress: Progress | None = None, resume_hint: Callable[[], str | None] | None = None
+) -> None:
     """Runs a command: every error becomes one line on stderr and its documented exit code; a run folder that
-    exists stays as it is (resumable), and the line says how to resume it."""
+    exists stays as it is (resumable), and the line says how to resume it (`resume_hint`: for what is not a run)."""
     try:
-        action()
+        with interrupts.signals_as_interrupts():
+            interrupts.run_interruptibly(action)
     except typer.Exit:
         raise
     except KernelAgentError as err:
         _fail(_first_line(err, progress), err.exit_code, progress)
-    except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED, progress, color="yellow")
+    except KeyboardInterrupt as interrupt:
+        hint = f"; continue with `{resume_hint()}`" if resume_hint and resume_hint() else ""
+        _fail(interrupts.describe(interrupt) + hint, interrupts.exit_code_of(interrupt), progress, color="yellow")
     except Exception as err:  # a bug: still one line, the traceback kept for the report
         if os.environ.get("KERNELAGENT_DEBUG"):
             raise
@@ -376,10 +381,12 @@ def bench(
     }
     given = {k: v for k, v in options.items() if v is not None}
     filters = {"filter": filter_, "level": level, "limit": limit}
-    _guarded(lambda: _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters))
+    started: list[str] = []  # the suite id, once known: an interrupted suite's line says how to continue it
+    _guarded(lambda: _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters, started),
+             resume_hint=lambda: f"python cli.py bench --resume {started[0]}" if started else None)
 
 
-def _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters) -> None:  # noqa: ANN001
+def _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters, started) -> None:  # noqa: ANN001
     from kernelagent import suite as suites
 
     if resume_suite:
@@ -392,17 +399,10 @@ def _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters) -
             runs_dir, suite_id or suites.new_suite_id(folder), folder, problems, settings.resolve(given).context(),
             filters,
         )
+    started.append(suite.suite_id)
     count = len(suite.data()["problems"])
     typer.echo(f"suite {suite.suite_id}: {count} problems, {parallel} at a time, in {suite.root}")
-    try:
-        suites.run_suite(suite, parallel, overrides=given, on_event=_print_suite_event)
-    except KeyboardInterrupt:
-        typer.secho(f"interrupted; continue with `python cli.py bench --resume {suite.suite_id}`", fg="yellow",
-                    err=True)
-        sys.stdout.flush()
-        # Runs in progress hold non-daemon threads that would keep the process alive until they finish; their state
-        # is checkpointed, so leave now, as a kill would.
-        os._exit(130)
+    suites.run_suite(suite, parallel, overrides=given, on_event=_print_suite_event)
     typer.echo((suite.root / "table.md").read_text())
     typer.echo(f"tables: {suite.root / 'table.csv'} (and .json, .md)")
     verdicts = {row["verdict"] for row in suite.rows()}
@@ -458,5 +458,18 @@ def demo(
         _guarded(go, progress)
 
 
+def main() -> None:
+    try:
+        cli()
+    except SystemExit as done:
+        if done.code in INTERRUPTED_EXIT_CODES:
+            # Seeds in progress hold non-daemon threads (an LLM request, a sandbox) that would keep the process alive
+            # until they finish; their state is checkpointed and the run recorded as interrupted, so leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code)
+        raise
+
+
 if __name__ == "__main__":
-    sys.exit(cli())
+    main()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kernelagent import budget
+from kernelagent import budget, interrupts
 from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, stored_context  # noqa: F401 - CHECKPOINT_DB re-exported
 from kernelagent.errors import KernelAgentError, RunNotFound
 from kernelagent.graph.builder import build_graph
@@ -68,9 +68,16 @@ def _announce(on_event: ProgressCallback | None, run_id: str, store: RunStore) -
 def _drive(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  # noqa: ANN001
     budget.open_session(store)
     try:
-        return budget.annotate_result(store, _stream(run_id, inputs, ctx, store, on_event, restart_input))
+        with interrupts.on_stop(lambda interrupt: _record_stop(store, interrupt)):
+            return budget.annotate_result(store, _stream(run_id, inputs, ctx, store, on_event, restart_input))
     finally:
         budget.close_session(store)  # wall time adds up over sessions, whatever stopped this one
+
+
+def _record_stop(store: RunStore, interrupt: KeyboardInterrupt) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP: the run is resumable, and `runs` says so."""
+    store.update_meta(status="interrupted", error=interrupts.describe(interrupt),
+                      exit_code=interrupts.exit_code_of(interrupt))
 
 
 def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  # noqa: ANN001
@@ -96,9 +103,6 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
             final = graph.get_state(config).values
     except KernelAgentError as err:
         store.update_meta(status="interrupted", error=str(err), exit_code=err.exit_code)
-        raise
-    except KeyboardInterrupt:
-        store.update_meta(status="interrupted", error="interrupted by the user")
         raise
     return final["result"]
 

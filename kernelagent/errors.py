@@ -10,6 +10,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 EXIT_HANGUP = 129  # SIGHUP: the terminal or session went away
 EXIT_TERMINATED = 143  # SIGTERM: `timeout`, `docker stop`, Slurm
 
+INTERRUPTED_EXIT_CODES = frozenset({EXIT_INTERRUPTED, EXIT_HANGUP, EXIT_TERMINATED})
+
 # Exit codes after which `resume RUN_ID` continues the run where it stopped.
 RESUMABLE_EXIT_CODES = frozenset({3, EXIT_BUDGET, 6, EXIT_INTERRUPTED, EXIT_HANGUP, EXIT_TERMINATED})
 

@@ -111,3 +111,29 @@ def test_a_second_bench_driver_is_refused(scripted_llm, tmp_path):
     assert second.returncode == 7, second.stdout + second.stderr
     assert f"suite s1 is already being driven by pid {first.pid}" in one_line(second.stderr)
     assert server.count(task="seed") == 1
+
+
+# --- stop signals -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(signum, code, scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, SLOW_SEED, "softmax_correct.md"))
+    env = llm_env(server)
+    process = start_cli(*run_args(tmp_path, "--seeds", "1"), env=env)
+    wait_for(lambda: server.count(task="seed") == 1, process, "the seed request")
+    sent = time.monotonic()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert time.monotonic() - sent < 30  # it does not wait for the 120 s reply in flight
+    run_dir = only_run_dir(tmp_path)
+    name = signal.Signals(signum).name
+    assert one_line(stderr) == (f"terminated by {name}; the run is kept: python cli.py resume {run_dir.name} "
+                                f"--runs-dir {tmp_path}")
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "interrupted" and meta["error"] == f"terminated by {name}" and meta["exit_code"] == code
+    if signum == signal.SIGTERM:
+        resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert server.count(task="seed") == 2  # the request cut short, asked again
