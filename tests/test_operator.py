@@ -16,6 +16,7 @@ from conftest import ROOT, SOFTMAX_SPEC, rule
 from test_cli import cli, llm_env, run_args
 
 from kernelagent.errors import RunBusy
+from kernelagent.llm.client import LLMSettings, ask
 from kernelagent.runs.lock import LOCK_FILE, DriverLock, holder
 
 SLOW_SEED = {"file": "softmax_correct.md", "delay_s": 120}
@@ -137,3 +138,41 @@ def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(signum, code, scripted_llm
         resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert server.count(task="seed") == 2  # the request cut short, asked again
+
+
+# --- an endpoint answering 200 with garbage ---------------------------------------------------------------------------
+
+GARBAGE = {
+    "html": {"raw": "<html><body><h1>Proxy login</h1></body></html>", "content_type": "text/html"},
+    "malformed_json": {"raw": '{"id": "chatcmpl-1", "choices": [', "content_type": "application/json"},
+    "event_stream": {"raw": 'data: {"choices": []}\n\ndata: [DONE]\n\n', "content_type": "text/event-stream"},
+    "no_choices": {"raw": '{"object": "chat.completion", "choices": []}', "content_type": "application/json"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GARBAGE))
+def test_a_garbage_answer_is_retried_like_a_server_error(kind, scripted_llm, monkeypatch):
+    monkeypatch.setenv("KERNELAGENT_TEST_KEY", "x")
+    server = scripted_llm(rule("s0", "seed", 0, GARBAGE[kind], "softmax_correct.md"))
+    settings = LLMSettings("scripted-model", server.base_url, "KERNELAGENT_TEST_KEY", max_retries=1,
+                           request_timeout_s=10)
+    reply = ask(settings, "s", "u", {"task": "seed", "seed": 0})
+    assert "ModelNew" in reply.text
+    assert server.count(task="seed") == 2
+
+
+def test_garbage_after_every_retry_is_a_resumable_stop(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, GARBAGE["html"], GARBAGE["html"], "softmax_correct.md"))
+    env = llm_env(server)
+    stopped = cli(*run_args(tmp_path, "--seeds", "1", "--max-retries", "1"), env=env)
+    assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+    run_dir = only_run_dir(tmp_path)
+    line = one_line(stopped.stderr)
+    assert "answered with something that is not a chat completion" in line and "Proxy login" in line
+    assert line.endswith(f"python cli.py resume {run_dir.name} --runs-dir {tmp_path}")
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert server.count(task="seed") == 2  # the first answer and one retry
+
+    resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "passed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -69,6 +70,8 @@ PROVIDERS: dict[str, Provider] = {
 
 # Exception class names shared by the OpenAI and Anthropic SDKs (and most that copy them), most specific first.
 _TIMEOUT, _CONNECTION = "APITimeoutError", "APIConnectionError"
+# The first pause before asking again after a garbage answer; it doubles per retry (as the SDK's own backoff does).
+GARBAGE_BACKOFF_S = 0.5
 
 
 def split_model(model: str) -> tuple[str | None, str]:
@@ -186,15 +189,40 @@ def ask(settings: LLMSettings, system: str, user: str, meta: dict[str, str | int
     extra = {}
     if isinstance(llm, ChatOpenAI):  # other providers' SDKs have no extra_headers on every call
         extra["extra_headers"] = {"X-KernelAgent-Meta": ";".join(f"{k}={v}" for k, v in meta.items())}
-    try:
-        message = llm.invoke([SystemMessage(system), HumanMessage(user)], **extra)
-    except Exception as err:
-        mapped = _unavailable(settings, err)
-        if mapped is None:
-            raise
-        raise mapped from err
+    message = _invoke_retrying_garbage(settings, llm, [SystemMessage(system), HumanMessage(user)], extra)
     usage = message.usage_metadata or {}
     return LLMReply(_text_of(message.content), usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+
+
+def _invoke_retrying_garbage(settings: LLMSettings, llm: BaseChatModel, messages: list, extra: dict) -> Any:
+    """llm.invoke, retried with backoff when the endpoint answers 200 with something that is not a chat completion
+    (a proxy's HTML page, malformed JSON, an event stream): the SDK retries only HTTP errors, and such an answer is
+    as transient as a 502. After the retries it is LLMUnavailable (exit 3, resumable), never an internal error."""
+    for attempt in range(settings.max_retries + 1):
+        try:
+            return llm.invoke(messages, **extra)
+        except Exception as err:
+            if not _garbage_answer(err):
+                mapped = _unavailable(settings, err)
+                if mapped is None:
+                    raise
+                raise mapped from err
+            if attempt == settings.max_retries:
+                raise LLMUnavailable(
+                    f"the LLM endpoint {endpoint(settings)} answered with something that is not a chat completion "
+                    f"({type(err).__name__}: {_short(err)[:160]}), {attempt + 1} time(s); check --base-url (a proxy "
+                    f"page?) and the server, then resume the run"
+                ) from err
+            time.sleep(min(GARBAGE_BACKOFF_S * 2**attempt, 8.0))
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _garbage_answer(err: Exception) -> bool:
+    """Errors the SDK and LangChain raise while reading a 200 answer that is not a chat completion."""
+    if type(err).__name__ == "APIResponseValidationError" or isinstance(err, (ValueError, LookupError)):
+        return True  # JSONDecodeError and pydantic's ValidationError are ValueErrors
+    # LangChain's "Received response with null value for 'choices'"; other TypeErrors are bugs (a wrong keyword).
+    return isinstance(err, TypeError) and "response" in str(err)
 
 
 def _unavailable(settings: LLMSettings, err: Exception) -> LLMUnavailable | None:

@@ -46,6 +46,9 @@ class Answer:
     retry_after: float | None = None
     delay_s: float = 0.0
     rule_id: str | None = None
+    # A body sent as is with status 200, whatever the request asked: what a broken proxy or server answers.
+    raw: str | None = None
+    content_type: str = "application/json"
 
 
 def load_script(path: str | Path) -> dict:
@@ -201,6 +204,9 @@ class ScriptedLLMServer:
         if "status" in reply and reply["status"] != 200:
             return Answer(int(reply["status"]), message=reply.get("message", f"scripted error {reply['status']}"),
                           retry_after=reply.get("retry_after"), delay_s=delay, code=reply.get("code"))
+        if "raw" in reply:
+            return Answer(raw=str(reply["raw"]), content_type=reply.get("content_type", "application/json"),
+                          delay_s=delay)
         if "file" in reply:
             return Answer(text=(self.base_dir / reply["file"]).read_text(), delay_s=delay)
         return Answer(text=str(reply.get("text", "")), delay_s=delay)
@@ -298,6 +304,8 @@ def _make_handler(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
             answer = server.check_access(headers, body.get("model")) or server.answer_chat(body, meta)
             if answer.status != 200:
                 return self._error(answer)
+            if answer.raw is not None:
+                return answer, lambda: self._send_raw(answer.raw, answer.content_type)
             model = body.get("model") or DEFAULT_MODEL
             prompt_tokens = approx_tokens(message_text(body.get("messages", [])))
             if body.get("stream"):
@@ -318,6 +326,14 @@ def _make_handler(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             for name, value in (extra_headers or {}).items():
                 self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _send_raw(self, body: str, content_type: str) -> None:
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
