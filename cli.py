@@ -18,13 +18,17 @@ from kernelagent.errors import (
     EXIT_INTERNAL,
     INTERRUPTED_EXIT_CODES,
     RESUMABLE_EXIT_CODES,
+    ConfigError,
     KernelAgentError,
     NoKernelPassed,
+    RunNotFound,
     UsageError,
+    environment_fault,
 )
 from kernelagent.graph.context import RunContext
 from kernelagent.llm.client import endpoint, preflight
 from kernelagent.progress import Progress, choose_mode
+from kernelagent.runs.store import RunStore
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Spec in, verified Triton kernel out.")
 
@@ -89,11 +93,22 @@ def _parse_sizes(sizes: list[str]) -> dict[str, int]:
     return parsed
 
 
+# Commands that read only run folders: a broken .env is a warning for them, not a reason to refuse.
+COMMANDS_WITHOUT_SETTINGS = ("runs", "show", "graph")
+
+
 @cli.callback()
-def _load_dotenv() -> None:
+def _load_dotenv(context: typer.Context) -> None:
     """Spec in, verified Triton kernel out."""
     # Before any command: the SDKs read the API key, proxies and LangSmith settings from the environment.
-    settings.apply_dotenv()
+    try:
+        settings.apply_dotenv()
+    except ConfigError as err:
+        if context.invoked_subcommand in COMMANDS_WITHOUT_SETTINGS:
+            typer.secho(f"warning: {err} (ignored by `{context.invoked_subcommand}`)", fg="yellow", err=True)
+            return
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(err.exit_code) from None
 
 
 def _finish(result: dict, progress: Progress) -> None:
@@ -132,6 +147,8 @@ def _guarded(
         hint = f"; continue with `{resume_hint()}`" if resume_hint and resume_hint() else ""
         _fail(interrupts.describe(interrupt) + hint, interrupts.exit_code_of(interrupt), progress, color="yellow")
     except Exception as err:  # a bug: still one line, the traceback kept for the report
+        if (fault := environment_fault(err)) is not None:
+            _fail(str(fault), fault.exit_code, progress)
         if os.environ.get("KERNELAGENT_DEBUG"):
             raise
         where = _save_traceback(progress)
@@ -323,12 +340,14 @@ def list_runs(runs_dir: str = typer.Option("runs", help="Where run folders are."
 @cli.command()
 def show(run_id: str, runs_dir: str = typer.Option("runs", help="Where run folders are.")) -> None:
     """Summarise one run."""
+    _guarded(lambda: _show(run_id, runs_dir))
+
+
+def _show(run_id: str, runs_dir: str) -> None:
     result_path = Path(runs_dir) / run_id / "result.json"
-    meta_path = Path(runs_dir) / run_id / "run.json"
-    if not meta_path.exists():
-        typer.secho(f"error: no run {run_id!r} under {runs_dir}/", fg="red", err=True)
-        raise typer.Exit(2)
-    meta = json.loads(meta_path.read_text())
+    meta = RunStore.at(runs_dir, run_id).meta()
+    if not meta:
+        raise RunNotFound(f"no run {run_id!r} under {runs_dir}/ (see `python cli.py runs`)")
     typer.echo(f"run {run_id}: {meta.get('status')} | problem {meta.get('problem')} | device {meta.get('device')}")
     if meta.get("error"):
         typer.echo(f"  stopped by: {meta['error']}")

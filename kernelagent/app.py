@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from kernelagent import budget, interrupts
-from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, stored_context  # noqa: F401 - CHECKPOINT_DB re-exported
-from kernelagent.errors import KernelAgentError, RunNotFound
+from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, redact, stored_context
+from kernelagent.errors import KernelAgentError, RunNotFound, environment_fault
 from kernelagent.graph.builder import build_graph
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving, holder
@@ -71,7 +72,10 @@ def _drive(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  #
         with interrupts.on_stop(lambda interrupt: _record_stop(store, interrupt)):
             return budget.annotate_result(store, _stream(run_id, inputs, ctx, store, on_event, restart_input))
     finally:
-        budget.close_session(store)  # wall time adds up over sessions, whatever stopped this one
+        try:
+            budget.close_session(store)  # wall time adds up over sessions, whatever stopped this one
+        except OSError:
+            pass  # a full disk: the fault that stopped the run is what the user must see
 
 
 def _record_stop(store: RunStore, interrupt: KeyboardInterrupt) -> None:
@@ -102,9 +106,28 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
                     _seed_finished(on_event, payload["finish_seed"])
             final = graph.get_state(config).values
     except KernelAgentError as err:
-        store.update_meta(status="interrupted", error=str(err), exit_code=err.exit_code)
+        _record_failure(store, err)
         raise
+    except (OSError, sqlite3.DatabaseError) as err:
+        fault = environment_fault(err, checkpoint_location(ctx))
+        if fault is None:
+            raise
+        _record_failure(store, fault)
+        raise fault from err
     return final["result"]
+
+
+def _record_failure(store: RunStore, err: KernelAgentError) -> None:
+    """The run stays resumable, and `runs` and `show` say why it stopped."""
+    try:
+        store.update_meta(status="interrupted", error=str(err), exit_code=err.exit_code)
+    except OSError:
+        pass  # the disk that stopped the run may refuse this write too; the checkpoint still lets `resume` continue
+
+
+def checkpoint_location(ctx: RunContext) -> str:
+    """Where the run's checkpoints are, for messages: the SQLite file, or the PostgreSQL URL without its password."""
+    return redact(ctx.checkpoint_url) if ctx.checkpoint_url else str(Path(ctx.runs_dir) / CHECKPOINT_DB)
 
 
 def _seed_finished(on_event: ProgressCallback, update: dict) -> None:

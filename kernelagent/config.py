@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import io
 import os
 import types
 import typing
@@ -145,11 +146,16 @@ def read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}): "
+                          f"save it as UTF-8") from err
+    try:
         from dotenv import dotenv_values
     except ImportError:
-        return parse_dotenv(path.read_text(encoding="utf-8"))
+        return parse_dotenv(text)
     # No ${VAR} interpolation: the fallback parser has none, and both must read a file alike.
-    return {k: v for k, v in dotenv_values(path, interpolate=False).items() if v is not None}
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text), interpolate=False).items() if v is not None}
 
 
 def parse_dotenv(text: str) -> dict[str, str]:

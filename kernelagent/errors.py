@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 # Exit codes that have no exception class of their own.
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: an exception KernelAgent did not expect
@@ -74,3 +77,43 @@ class RunBusy(KernelAgentError):
     files."""
 
     exit_code = 7
+
+
+class CorruptRunFile(EnvironmentFault):
+    """A file the run trusts (run.json, suite.json) exists but cannot be read as what it must be."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def environment_fault(err: BaseException, checkpoint_db: str | None = None) -> EnvironmentFault | None:
+    """The one-line fault for an error of the machine (disk full, read-only or forbidden folder, I/O error, corrupt
+    checkpoint database), or None when `err` is not one (then it is a bug, or someone else's error)."""
+    if isinstance(err, sqlite3.DatabaseError):
+        return _database_fault(err, checkpoint_db or "the checkpoint database")
+    if not isinstance(err, OSError):
+        return None
+    where = err.filename or "a file"
+    if err.errno in _NO_SPACE:
+        return EnvironmentFault(f"no space left on the device writing {where}: free some space, then resume")
+    if err.errno in _NOT_WRITABLE:
+        return EnvironmentFault(f"cannot write {where} ({err.strerror}): make the runs folder writable, or choose "
+                                f"another with --runs-dir")
+    if err.errno == errno.EIO:
+        return EnvironmentFault(f"input/output error on {where}: check the disk, then resume")
+    return None
+
+
+def _database_fault(err: sqlite3.DatabaseError, path: str) -> EnvironmentFault:
+    text = str(err)
+    if "full" in text:
+        return EnvironmentFault(f"no space left on the device for {path} ({text}): free some space, then resume")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return EnvironmentFault(f"cannot write {path} ({text}): make the runs folder writable, or choose another "
+                                f"with --runs-dir")
+    if "locked" in text:
+        return EnvironmentFault(f"{path} stayed locked by another process ({text}): try again once it is done")
+    return EnvironmentFault(f"the checkpoint database {path} is unreadable ({text}): move it aside "
+                            f"(mv {path} {path}.corrupt); runs checkpointed in it cannot resume, new runs start a "
+                            f"fresh one")

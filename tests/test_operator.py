@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SOFTMAX_SPEC, rule
+from conftest import ROOT, SOFTMAX_SPEC, cli_env, rule
 from test_cli import cli, llm_env, run_args
 
 from kernelagent.errors import RunBusy
@@ -176,3 +176,95 @@ def test_garbage_after_every_retry_is_a_resumable_stop(scripted_llm, tmp_path):
     resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert json.loads((run_dir / "result.json").read_text())["status"] == "passed"
+
+
+# --- faults of the machine: one line, exit 6, nothing lost -------------------------------------------------------------
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real filesystem of the given size at tmp_path/fs (tmpfs; needs the right to mount, else the test skips)."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / "fs"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): run as root to test full/read-only disks")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_space(scripted_llm, small_filesystem, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"))
+    env = llm_env(server)
+    runs = small_filesystem("64k")  # the spec and the checkpoint fit; the reference's outputs do not
+    full = cli(*run_args(runs, "--seeds", "1"), env=env)
+    assert full.returncode == 6, full.stdout + full.stderr
+    line = one_line(full.stderr)
+    assert "no space left on the device" in line and "free some space, then resume" in line
+    run_dir = only_run_dir(runs)
+    assert f"python cli.py resume {run_dir.name}" in line
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(runs)], check=True)
+    resumed = cli("resume", run_dir.name, "--runs-dir", str(runs), env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "passed"
+
+
+def test_a_read_only_runs_folder_is_one_line_exit_6(small_filesystem, tmp_path):
+    runs = small_filesystem("1m")
+    subprocess.run(["mount", "-o", "remount,ro", str(runs)], check=True)
+    done = cli(*run_args(runs), env=cli_env(OPENAI_API_KEY="x", OPENAI_BASE_URL="http://127.0.0.1:9/v1"))
+    assert done.returncode == 6, done.stdout + done.stderr
+    line = one_line(done.stderr)
+    assert "Read-only file system" in line and "choose another with --runs-dir" in line
+
+
+def test_a_corrupt_checkpoint_database_says_how_to_move_it_aside(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"))
+    env = llm_env(server)
+    database = tmp_path / "checkpoints.sqlite"
+    database.write_bytes(b"this is not a database, it was overwritten" * 100)
+    broken = cli(*run_args(tmp_path, "--seeds", "1"), env=env)
+    assert broken.returncode == 6, broken.stdout + broken.stderr
+    line = one_line(broken.stderr)
+    assert f"the checkpoint database {database} is unreadable" in line and f"mv {database} {database}.corrupt" in line
+    assert server.count() == 0  # stopped before any request
+
+    database.rename(f"{database}.corrupt")
+    run_dir = only_run_dir(tmp_path)
+    resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+
+def test_a_corrupt_run_json_is_named_and_other_runs_still_list(tmp_path):
+    for run_id, content in (("good-run", '{"status": "passed", "problem": "softmax"}'), ("bad-run", "{\x00\xff")):
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "run.json").write_text(content, encoding="latin-1")
+    resumed = cli("resume", "bad-run", "--runs-dir", str(tmp_path), env=cli_env())
+    assert resumed.returncode == 6, resumed.stdout + resumed.stderr
+    assert f"{tmp_path / 'bad-run' / 'run.json'} is corrupt" in one_line(resumed.stderr)
+    shown = cli("show", "bad-run", "--runs-dir", str(tmp_path), env=cli_env())
+    assert shown.returncode == 6 and "is corrupt" in one_line(shown.stderr)
+    listing = cli("runs", "--runs-dir", str(tmp_path), env=cli_env())
+    assert listing.returncode == 0
+    assert any("bad-run" in row and "corrupt" in row for row in listing.stdout.splitlines())
+    assert any("good-run" in row and "passed" in row for row in listing.stdout.splitlines())
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_line_and_runs_still_lists(tmp_path):
+    (tmp_path / ".env").write_bytes(b"OPENAI_API_KEY=caf\xe9\n")
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "run", str(SOFTMAX_SPEC)], cwd=tmp_path,
+                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not UTF-8 text (byte 0xe9 at offset 18): save it as UTF-8" in one_line(done.stderr)
+    listing = subprocess.run([sys.executable, str(ROOT / "cli.py"), "runs"], cwd=tmp_path, env=cli_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0 and "no runs under runs/" in listing.stdout

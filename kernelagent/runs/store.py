@@ -14,9 +14,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from kernelagent.errors import CorruptRunFile
 
 
 def new_run_id(problem_name: str) -> str:
@@ -24,11 +27,18 @@ def new_run_id(problem_name: str) -> str:
 
 
 def write_json(path: Path, data: object) -> None:
-    """Atomic: a run killed mid-write leaves the old file, never half of a new one."""
+    """Atomic and thread-safe: a run killed mid-write leaves the old file, never half of a new one, and concurrent
+    writers (seed threads, suite problems) each write their own temp file, so the last complete write wins."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a full disk must not leave temp files behind as well
+        raise
 
 
 def read_json(path: Path, default: object = None) -> object:
@@ -36,6 +46,24 @@ def read_json(path: Path, default: object = None) -> object:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return default
+
+
+def read_trusted_json(path: Path, remedy: str) -> dict:
+    """A JSON object a run depends on ({} when absent). Damage is an environment fault that says what to do, not a
+    silent default: a run whose run.json reads as {} would be taken for a missing run."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise CorruptRunFile(f"{path} is corrupt ({_first_line(err)}): restore it, or {remedy}") from err
+    if not isinstance(data, dict):
+        raise CorruptRunFile(f"{path} is corrupt (not a JSON object): restore it, or {remedy}")
+    return data
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0][:200]
 
 
 @dataclass(frozen=True)
@@ -75,7 +103,8 @@ class RunStore:
 
     # --- run metadata ---
     def meta(self) -> dict:
-        return read_json(self.root / "run.json", {}) or {}
+        """run.json ({} before it exists); CorruptRunFile when it exists but is not a JSON object."""
+        return read_trusted_json(self.root / "run.json", "delete the run folder and start the run again")
 
     def update_meta(self, **changes: object) -> None:
         meta = self.meta() | changes | {"updated": time.time()}
@@ -85,6 +114,9 @@ class RunStore:
 def list_runs(runs_dir: str | Path) -> list[dict]:
     rows = []
     for run_json in sorted(Path(runs_dir).glob("*/run.json")):
-        meta = read_json(run_json, {}) or {}
+        try:
+            meta = read_trusted_json(run_json, "delete the run folder")
+        except CorruptRunFile:
+            meta = {"status": "corrupt"}  # one damaged run must not hide the others
         rows.append({"run_id": run_json.parent.name, **meta})
     return rows

@@ -21,7 +21,7 @@ from kernelagent.checkpoints import stored_context
 from kernelagent.errors import KernelAgentError, RunNotFound, UsageError
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving
-from kernelagent.runs.store import RunStore, new_run_id, read_json, write_json
+from kernelagent.runs.store import RunStore, new_run_id, read_json, read_trusted_json, write_json
 from kernelagent.spec import load_problem
 from kernelagent.suite.discover import SuiteProblem
 from kernelagent.suite.tables import problem_row, write_tables
@@ -71,7 +71,7 @@ class Suite:
         return self.root.name
 
     def data(self) -> dict:
-        return read_json(self.root / SUITE_FILE, {}) or {}
+        return read_trusted_json(self.root / SUITE_FILE, "delete the suite folder and run the suite again")
 
     def context(self, overrides: dict | None = None) -> RunContext:
         return suite_context(RunContext.from_dict(self.data()["context"] | (overrides or {})), self.root)
