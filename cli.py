@@ -29,6 +29,7 @@ from kernelagent.graph.context import RunContext
 from kernelagent.llm.client import endpoint, preflight
 from kernelagent.progress import Progress, choose_mode
 from kernelagent.runs.store import RunStore
+from kernelagent.spec import load_problem
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Spec in, verified Triton kernel out.")
 
@@ -248,6 +249,7 @@ def run(
     progress = Progress(choose_mode(quiet, json_logs))
 
     def go() -> None:
+        load_problem(spec)  # a broken spec is reported as such, before the key, the endpoint or the settings
         ctx = settings.resolve(given | _run_options(sizes=_parse_sizes(size) or None)).context()
         preflight(ctx.llm_settings())  # no API key or provider package: say so before any work
         progress.header(

@@ -268,3 +268,33 @@ def test_a_dotenv_that_is_not_utf8_is_one_line_and_runs_still_lists(tmp_path):
     listing = subprocess.run([sys.executable, str(ROOT / "cli.py"), "runs"], cwd=tmp_path, env=cli_env(),
                              capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0 and "no runs under runs/" in listing.stdout
+
+
+# --- specs are checked first -------------------------------------------------------------------------------------------
+
+
+def test_a_binary_or_oversized_spec_is_refused_before_the_key_or_any_request(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"))
+    png = tmp_path / "diagram.md"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    huge = tmp_path / "huge.md"
+    huge.write_text("# Softmax\n\n" + "row-wise softmax of x. " * 20000)
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    cases = [(png, "is not UTF-8 text (byte 0x89 at offset 0)"), (huge, "a spec may be at most 256 KiB"),
+             (passwd, "a spec is a Markdown file (.md, .markdown, .txt) or a KernelBench problem (.py)")]
+    for spec, message in cases:
+        for env in (cli_env(), llm_env(server)):  # without a key too: the spec is what is wrong
+            done = cli("run", str(spec), "--runs-dir", str(tmp_path / "runs"), env=env)
+            assert done.returncode == 2, done.stdout + done.stderr
+            assert message in one_line(done.stderr)
+    assert server.count() == 0 and not (tmp_path / "runs").exists()
+
+
+def test_a_markdown_reference_error_names_the_line_of_the_file(tmp_path):
+    spec = tmp_path / "broken.md"
+    spec.write_text("# Double\n\nDouble x.\n\n```python\nimport torch\n\nclass Model(torch.nn.Module):\n"
+                    "    def forward(self, x)\n        return 2 * x\n```\n")
+    done = cli("run", str(spec), env=cli_env())
+    assert done.returncode == 2
+    assert "the reference does not parse: line 9: expected ':'" in one_line(done.stderr)  # line 4 of the fence
