@@ -14,10 +14,11 @@ from kernelagent.errors import KernelAgentError, RunNotFound, environment_fault
 from kernelagent.graph.builder import build_graph
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving, holder
-from kernelagent.runs.store import RunStore, list_runs, new_run_id
+from kernelagent.runs.store import RunStore, list_runs, new_run_id, read_json
 from kernelagent.spec import load_problem
 
 ProgressCallback = Callable[[str, dict], None]
+FINISHED_STATUSES = ("passed", "failed")
 
 
 @contextmanager
@@ -52,12 +53,23 @@ def resume_run(run_id: str, runs_dir: str, overrides: dict | None = None, on_eve
     if not meta:
         raise RunNotFound(f"no run {run_id!r} under {runs_dir}/ (see `python cli.py runs`)")
     with driving(store.root, f"run {run_id}"):  # before any change: a refused second driver leaves no trace
+        finished = _finished_result(store)
+        if finished is not None:
+            _announce(on_event, run_id, store)
+            return finished  # nothing to redo, and the run stays as it ended (not "running")
         ctx = RunContext.from_dict(meta["context"] | (overrides or {}))
         store.update_meta(status="running", pid=os.getpid(), context=stored_context(ctx.to_dict()))
         # Killed before the first checkpoint: nothing to resume from, so start the same run from its input.
         restart_input = {"spec_path": meta["spec"], "run_id": run_id}
         _announce(on_event, run_id, store)
         return _drive(run_id, None, ctx, store, on_event, restart_input)
+
+
+def _finished_result(store: RunStore) -> dict | None:
+    result = read_json(store.path("result.json"))
+    if store.meta().get("status") in FINISHED_STATUSES and isinstance(result, dict):
+        return result
+    return None
 
 
 def _announce(on_event: ProgressCallback | None, run_id: str, store: RunStore) -> None:

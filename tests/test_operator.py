@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from test_cli import cli, llm_env, run_args
 from kernelagent.errors import RunBusy
 from kernelagent.llm.client import LLMSettings, ask
 from kernelagent.runs.lock import LOCK_FILE, DriverLock, holder
+from kernelagent.runs.store import write_json
 
 SLOW_SEED = {"file": "softmax_correct.md", "delay_s": 120}
 
@@ -298,3 +300,40 @@ def test_a_markdown_reference_error_names_the_line_of_the_file(tmp_path):
     done = cli("run", str(spec), env=cli_env())
     assert done.returncode == 2
     assert "the reference does not parse: line 9: expected ':'" in one_line(done.stderr)  # line 4 of the fence
+
+
+# --- files the run trusts ----------------------------------------------------------------------------------------------
+
+
+def test_write_json_is_atomic_under_concurrent_writers(tmp_path):
+    target = tmp_path / "first_pass.json"
+    failures = []
+
+    def writer(thread: int) -> None:
+        for i in range(300):
+            try:
+                write_json(target, {"thread": thread, "i": i, "padding": "x" * 2000})
+            except OSError as err:
+                failures.append(err)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert json.loads(target.read_text())["i"] == 299  # complete: the last write of some thread
+    assert [p.name for p in tmp_path.iterdir()] == ["first_pass.json"]  # no temp file left behind
+
+
+def test_resuming_a_finished_run_leaves_it_finished(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"))
+    env = llm_env(server)
+    assert cli(*run_args(tmp_path, "--seeds", "1"), env=env).returncode == 0
+    run_dir = only_run_dir(tmp_path)
+    before = json.loads((run_dir / "run.json").read_text())
+    again = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), env=env)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1].startswith("PASSED")
+    after = json.loads((run_dir / "run.json").read_text())
+    assert after["status"] == "passed" and after["updated"] == before["updated"]
+    assert server.count() == 1

@@ -275,8 +275,8 @@ class FakeRunner:
     def __init__(self, slots: GpuSlots, write_report=None) -> None:  # noqa: ANN001
         self.slots, self.write_report, self.calls = slots, write_report, []
 
-    def __call__(self, argv, *, cwd, limits, env) -> SandboxResult:  # noqa: ANN001
-        self.calls.append({"env": dict(env), "load": self.slots.load(), "limits": limits})
+    def __call__(self, argv, *, cwd, limits, env, stdin_fd=None) -> SandboxResult:  # noqa: ANN001
+        self.calls.append({"env": dict(env), "load": self.slots.load(), "limits": limits, "stdin_fd": stdin_fd})
         if self.write_report:
             self.write_report(Path(cwd))
         return SandboxResult(1, "", "fake child", False, 0.01, None, 0, True)
@@ -287,22 +287,38 @@ def test_verifier_pins_gpu_candidates_and_records_the_gpu_in_the_verdict(fake_gp
 
     fake = FakeRunner(fake_gpus)
     monkeypatch.setattr(verifier, "sandbox_runner", lambda harness: fake)
-    ref_dir = tmp_path / "ref"
-    ref_dir.mkdir()
-    for name in ("init.pt", "inputs_0.pt"):
-        (ref_dir / name).write_bytes(b"")
-    harness = {"dir": str(ref_dir), "draws": 1, "device": "cuda", "cache_dir": str(tmp_path / "cache")}
+    # A real judge on the CPU (no GPU here), with the harness claiming the GPU so that candidates take slots.
+    harness = {**cpu_harness(tmp_path), "device": "cuda"}
+    history_before = len(fake_gpus.history())
     code = (REPO_ROOT / "tests" / "corpus" / "honest" / "elementwise_add__block1024.py").read_text()
     verdict = verifier.verify_reference_candidate(code, harness, tmp_path / "cand", timeout_s=5)
     assert verdict["details"]["gpu"] == "0"
+    assert not verdict["passed"]  # the fake child said nothing to the judge: no draw judged, no pass
     assert fake.calls[0]["env"]["CUDA_VISIBLE_DEVICES"] == "0"
+    assert fake.calls[0]["stdin_fd"] is not None  # the judge's socket
     assert fake.calls[0]["load"]["0"]["shared"] == 1  # held while the child ran ...
     assert fake_gpus.load()["0"]["shared"] == 0  # ... and released afterwards
     limits = fake.calls[0]["limits"]
     assert (limits.apply_memory_limit, limits.rss_bytes) == (False, verifier.host_memory_limit())
     verifier.verify_reference_candidate(code, {**harness, "device": "cpu"}, tmp_path / "cpu", timeout_s=5)
     assert fake.calls[1]["env"].get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")  # as it was
-    assert len(fake_gpus.history()) == 1  # the CPU run took no slot
+    assert len(fake_gpus.history()) == history_before + 1  # the CPU run took no slot
+
+
+def cpu_harness(tmp_path: Path) -> dict:
+    from kernelagent.verify import verifier
+
+    return verifier.prepare_reference(
+        reference_source=(REPO_ROOT / "tests" / "corpus" / "problems" / "elementwise_add.py").read_text(),
+        harness_dir=tmp_path / "harness",
+        device="cpu",
+        draws=1,
+        sizes={},
+        precision="spec",
+        timeout_s=60,
+        cache_dir=tmp_path / "cache",
+        extra_draws=False,
+    )
 
 
 def test_reference_and_test_mode_runs_take_a_shared_slot(fake_gpus, tmp_path, monkeypatch):
@@ -312,7 +328,7 @@ def test_reference_and_test_mode_runs_take_a_shared_slot(fake_gpus, tmp_path, mo
     fake = FakeRunner(fake_gpus)
     monkeypatch.setattr(verifier, "runner_for", lambda *, warm: fake)
     monkeypatch.setattr(test_mode, "run_sandboxed", fake)
-    with pytest.raises(ReferenceError_):  # the fake child wrote no meta.json
+    with pytest.raises(ReferenceError_):  # the judge, pinned to fake GPU "0", finds no CUDA device
         verifier.prepare_reference(
             reference_source="",
             harness_dir=tmp_path / "h",
@@ -324,9 +340,10 @@ def test_reference_and_test_mode_runs_take_a_shared_slot(fake_gpus, tmp_path, mo
             timeout_s=5,
             cache_dir=tmp_path / "cache",
         )
+    assert list((tmp_path / "h" / "reference").glob("judge-*-gpu0"))  # the judge was started for GPU "0"
     test_mode.run_test("", "", tmp_path / "t", "cuda", 5, tmp_path / "cache")
-    assert [call["env"]["CUDA_VISIBLE_DEVICES"] for call in fake.calls] == ["0", "0"]
-    assert [(p.device, p.exclusive) for p in fake_gpus.history()] == [("0", False), ("0", False)]
+    assert [call["env"]["CUDA_VISIBLE_DEVICES"] for call in fake.calls][-1:] == ["0"]
+    assert [(p.device, p.exclusive) for p in fake_gpus.history()][:2] == [("0", False), ("0", False)]
 
 
 def test_timing_children_get_a_gpu_to_themselves_and_results_name_it(fake_gpus, tmp_path, monkeypatch):
@@ -337,11 +354,7 @@ def test_timing_children_get_a_gpu_to_themselves_and_results_name_it(fake_gpus, 
 
     fake = FakeRunner(fake_gpus, report)
     monkeypatch.setattr(timing, "sandbox_runner", lambda harness: fake)
-    ref_dir = tmp_path / "ref"
-    ref_dir.mkdir()
-    for name in ("init.pt", "inputs_0.pt"):
-        (ref_dir / name).write_bytes(b"")
-    harness = {"dir": str(ref_dir), "device": "cuda", "cache_dir": str(tmp_path / "cache")}
+    harness = {**cpu_harness(tmp_path), "device": "cuda"}
     code = (REPO_ROOT / "tests" / "corpus" / "honest" / "elementwise_add__block1024.py").read_text()
     release = threading.Event()
     holder, got = start_holder(fake_gpus, False, release)  # a verification already on "0"

@@ -457,32 +457,29 @@ def test_real_candidate_report_matches_the_cold_path(pool, tmp_path):
         cache_dir=verifier.triton_cache_dir(tmp_path),
     )
     code = (CORPUS / "honest" / "elementwise_add__block1024.py").read_text()
-    cold = verifier.verify_reference_candidate(code, harness, tmp_path / "cold", timeout_s=60)
+    cold = verifier.verify_reference_candidate(code, {**harness, "warm": False}, tmp_path / "cold", timeout_s=60)
     assert cold["passed"], cold
 
+    # The same judge, the same candidate, forked from this test's own pool instead of started cold.
     workdir = tmp_path / "warm"
-    verifier._stage_workdir(code, harness, Path(harness["dir"]), workdir)
-    run = pool.run_module(
-        "kernelagent.verify.candidate_runner",
-        [str(workdir.resolve())],
-        cwd=workdir,
-        limits=verifier.sandbox_limits("cpu", 60),
-        env=verifier.child_env(interpret=True, cache_dir=Path(harness["cache_dir"])),
+    verifier._stage_workdir(code, workdir)
+    options = {"entry": "ModelNew", "dtype": None}
+    outcome, run = verifier.judge_of(harness, None, 60).session(
+        options,
+        lambda stdin_fd: pool.run_module(
+            "kernelagent.verify.candidate_runner",
+            [str(workdir.resolve())],
+            cwd=workdir,
+            limits=verifier.sandbox_limits("cpu", 60),
+            env=verifier.child_env(interpret=True, cache_dir=Path(harness["cache_dir"])),
+            stdin_fd=stdin_fd,
+        ),
     )
     assert run.returncode == 0 and run.network_isolated, run.tail()
-    assert _comparable(workdir / "report.json") == _comparable(tmp_path / "cold" / "report.json")
-    for k in range(2):
-        assert (workdir / f"outputs_{k}.pt").read_bytes() == (tmp_path / "cold" / f"outputs_{k}.pt").read_bytes()
-
-
-def _comparable(report_path: Path) -> dict:
-    """A report without its timings."""
-    report = json.loads(report_path.read_text())
-    for timing in ("import_s", "build_s"):
-        report.pop(timing)
-    for draw in report["draws"]:
-        draw.pop("wall_s")
-    return report
+    warm = verifier.verdict_of(outcome, run, 60)
+    assert warm["passed"], warm
+    assert outcome["draws_judged"] == outcome["draws_planned"] == cold["details"]["draws_planned"] == 2 + 2
+    assert outcome["launches"] == warm["details"]["launches"] == cold["details"]["launches"]
 
 
 def _cuda_available() -> bool:

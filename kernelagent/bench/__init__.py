@@ -1,6 +1,6 @@
 """Performance measurement: honest GPU timing, measured roofline ceilings, and launch-parameter autotuning."""
 
-from kernelagent.bench.autotune import apply_label, autotune, reference_verifier, tunable_parameters, variants
+from kernelagent.bench.autotune import apply_label, autotune, tunable_parameters, variants
 from kernelagent.bench.roofline import ceilings, roofline
 from kernelagent.bench.timing import SKIPPED, speedups, time_candidate, time_candidates, time_reference
 
@@ -9,7 +9,6 @@ __all__ = [
     "apply_label",
     "autotune",
     "ceilings",
-    "reference_verifier",
     "roofline",
     "speedups",
     "time_candidate",

@@ -558,15 +558,3 @@ def _fastest(trials: dict[str, dict]) -> str | None:
 def _reason(verdict: object) -> str:
     return verdict.get("reason", "") if isinstance(verdict, dict) else ("passed" if verdict else "failed")
 
-
-def reference_verifier(harness: dict, workdir: Path, *, timeout_s: float = 300) -> Callable[[str], dict]:
-    """A verify callable for autotune that runs the project's reference verification, one folder per variant."""
-    from kernelagent.verify.verifier import verify_reference_candidate
-
-    counter = iter(range(10**6))
-
-    def verify(code: str) -> dict:
-        folder = Path(workdir) / f"v{next(counter):02d}"
-        return dict(verify_reference_candidate(code, harness, folder, timeout_s=timeout_s))
-
-    return verify

@@ -8,10 +8,10 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from kernelagent.bench.autotune import autotune as sweep
-from kernelagent.bench.autotune import reference_verifier
 from kernelagent.graph.state import RunState
 from kernelagent.nodes.benchmark import cached, fastest, measure
 from kernelagent.nodes.common import run_context, store_of
+from kernelagent.verify.front_door import Judging
 
 
 def autotune(state: RunState, runtime: Runtime) -> dict:
@@ -26,8 +26,7 @@ def autotune(state: RunState, runtime: Runtime) -> dict:
 
     def run_sweep() -> dict:
         code = open(best["path"]).read()
-        found = sweep(code, harness, workdir, verify=reference_verifier(harness, workdir / "verify",
-                                                                         timeout_s=ctx.verify_timeout_s))
+        found = sweep(code, harness, workdir, verify=Judging.of(ctx).verifier(harness, workdir / "verify"))
         if found.get("improved"):
             path = store.write_text("tuned/autotuned.py", found["code"])
             found["path"] = str(path)

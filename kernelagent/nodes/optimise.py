@@ -14,7 +14,7 @@ from kernelagent.llm.recorded import ask_recorded
 from kernelagent.nodes.benchmark import cached, fastest, measure
 from kernelagent.nodes.common import llm_meta, prompt_variables, run_context, store_of
 from kernelagent.prompting import render
-from kernelagent.verify.verifier import verify_reference_candidate
+from kernelagent.verify.front_door import Judging
 
 MIN_GAIN = 0.02  # a proposal must be 2% faster to count as a gain: smaller differences are timing noise
 
@@ -43,9 +43,8 @@ def optimise(state: RunState, runtime: Runtime) -> dict:
     except NoCodeInReply as err:
         return _record(history, entry | {"accepted": False, "outcome": f"no code: {err}"}, timing)
     path = store.write_text(f"optimise/{task}.py", code)
-    verdict = cached(store.path("optimise", f"{task}.verdict.json"), lambda: dict(verify_reference_candidate(
-        code, state["harness"], store.path("work", "optimise", task), timeout_s=ctx.verify_timeout_s,
-        tf32=ctx.allow_tf32, rtol=ctx.rtol, atol=ctx.atol)))
+    verdict = cached(store.path("optimise", f"{task}.verdict.json"), lambda: dict(Judging.of(ctx).verify(
+        code, state["harness"], store.path("work", "optimise", task))))
     if not verdict["passed"]:
         return _record(history, entry | {"accepted": False, "outcome": f"rejected: {verdict['failure_class']}: "
                                                                        f"{verdict['reason'][:160]}"}, timing)

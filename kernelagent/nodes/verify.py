@@ -7,11 +7,11 @@ from pathlib import Path
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from kernelagent.executors import get_executor
 from kernelagent.graph.context import RunContext
 from kernelagent.graph.state import SeedState
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.runs.store import read_json, write_json
+from kernelagent.verify.front_door import Judging
 
 FIRST_PASS_MARKER = "first_pass.json"
 
@@ -45,11 +45,4 @@ def verify(state: SeedState, runtime: Runtime) -> dict:
 
 def judge(state: SeedState, ctx: RunContext, workdir: Path) -> dict:
     """Verification runs where the executor puts it: in-process sandboxes (local) or Ray workers (several hosts)."""
-    code = Path(state["candidate_path"]).read_text()
-    harness = state["harness"]
-    executor = get_executor(ctx)
-    if harness["mode"] == "reference":
-        return executor.verify(
-            code, harness, workdir, timeout_s=ctx.verify_timeout_s, tf32=ctx.allow_tf32, rtol=ctx.rtol, atol=ctx.atol
-        )
-    return executor.verify_test(code, harness, workdir, timeout_s=ctx.verify_timeout_s)
+    return dict(Judging.of(ctx).verify(Path(state["candidate_path"]).read_text(), state["harness"], workdir))

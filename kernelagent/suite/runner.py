@@ -26,7 +26,6 @@ from kernelagent.spec import load_problem
 from kernelagent.suite.discover import SuiteProblem
 from kernelagent.suite.tables import problem_row, write_tables
 
-FINISHED = ("passed", "failed")
 SUITE_FILE = "suite.json"
 Progress = Callable[[str, dict], None]
 
@@ -151,7 +150,7 @@ def _start_or_resume(spec: str, run_id: str, ctx: RunContext) -> dict:
 
 
 def _finished(root: Path, run_id: str) -> bool:
-    return _status(root, run_id) in FINISHED and (root / run_id / "result.json").exists()
+    return _status(root, run_id) in app.FINISHED_STATUSES and (root / run_id / "result.json").exists()
 
 
 def _status(root: Path, run_id: str) -> str | None:

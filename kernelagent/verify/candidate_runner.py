@@ -78,12 +78,17 @@ def main(workdir: str) -> int:
             entry = getattr(module, config["entry"], None)
             if entry is None:
                 raise InterfaceError(f"the module defines no {config['entry']}")
-            model = build_model(entry, {"init_inputs": init_inputs, "state_dict": state, "seed": config["seed"]},
-                                config["device"], config.get("dtype"))
+            model = build_model(
+                entry,
+                {"init_inputs": init_inputs, "state_dict": state, "seed": config["seed"]},
+                config["device"],
+                config.get("dtype"),
+            )
             guard_state = _guard_state(recorder, counter, baseline_tasks, guard)
         del state  # the model holds its own copy; the judge's lent state may go
-        channel.report({"event": "built", "import_s": import_s, "build_s": round(time.perf_counter() - built, 3),
-                        **guard_state})
+        channel.report(
+            {"event": "built", "import_s": import_s, "build_s": round(time.perf_counter() - built, 3), **guard_state}
+        )
         phase = "forward"
         while True:
             message, fds = channel.next()
@@ -116,7 +121,9 @@ def receive_lent(device: str) -> tuple[dict, list, list]:
 
 def run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, config, torch, guard) -> dict:  # noqa: ANN001, PLR0913
     """One input draw: map the judge's inputs and output buffers, run forward under the guard, copy into the buffers."""
-    inputs = [wire.map_tensor(d, fds, keep) if "kind" in d else wire.unpack_object(d["value"]) for d in message["inputs"]]
+    inputs = [
+        wire.map_tensor(d, fds, keep) if "kind" in d else wire.unpack_object(d["value"]) for d in message["inputs"]
+    ]
     buffers = [wire.map_tensor(d, fds, keep) if "kind" in d else None for d in message["outputs"]]
     recorder.evidence.next_phase()
     launches_before = counter.launches
@@ -134,8 +141,14 @@ def run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, confi
         if config["device"] == "cuda":
             torch.cuda.synchronize()
         state = _guard_state(recorder, counter, baseline_tasks, guard)
-    return {"event": "draw_done", "k": message["k"], "wall_s": round(time.perf_counter() - t0, 4),
-            "launches": counter.launches - launches_before, "structure": structure, **state}
+    return {
+        "event": "draw_done",
+        "k": message["k"],
+        "wall_s": round(time.perf_counter() - t0, 4),
+        "launches": counter.launches - launches_before,
+        "structure": structure,
+        **state,
+    }
 
 
 def flatten_result(value: object) -> list:
@@ -157,7 +170,13 @@ def describe_leaf(leaf: object) -> dict:
 
 
 def _fits(leaf: object, buffer: object) -> bool:
-    return type(leaf) is not bool and hasattr(leaf, "shape") and leaf.shape == buffer.shape and leaf.dtype == buffer.dtype and leaf.device.type == buffer.device.type
+    return (
+        type(leaf) is not bool
+        and hasattr(leaf, "shape")
+        and leaf.shape == buffer.shape
+        and leaf.dtype == buffer.dtype
+        and leaf.device.type == buffer.device.type
+    )
 
 
 def _scalar(leaf: object) -> object:
@@ -201,7 +220,12 @@ def _bridge_interpreter() -> None:
 
 def describe_error(err: BaseException, candidate: Path) -> dict:
     kind = _classify(err)
-    described = {"kind": kind, "type": type(err).__name__, "message": str(err)[:2000], "traceback": _trim(err, candidate)}
+    described = {
+        "kind": kind,
+        "type": type(err).__name__,
+        "message": str(err)[:2000],
+        "traceback": _trim(err, candidate),
+    }
     unsupported = _interpreter_limit(err)
     if unsupported:
         described |= {"kind": "interpreter_unsupported", "feature": unsupported}

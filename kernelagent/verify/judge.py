@@ -92,7 +92,9 @@ class Reference:
             if spec.scale != 1.0:
                 inputs = [x * spec.scale if _is_float(x) else x for x in inputs]
             expected = self._run(self.high, [_to_float64(x) for x in inputs]) if high else None
-            pristine = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs] if self.mutates_inputs else inputs
+            pristine = (
+                [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs] if self.mutates_inputs else inputs
+            )
             low = self._run(self.model, inputs)
         return pristine, expected, low
 
@@ -260,7 +262,12 @@ class Session:
             "interpret": self.reference.device == "cpu",
             "seed": secrets.randbits(63),
         }
-        message = {"event": "init", "config": config, "state": state, "init_inputs": wire.pack_object(self.reference.init_inputs)}
+        message = {
+            "event": "init",
+            "config": config,
+            "state": state,
+            "init_inputs": wire.pack_object(self.reference.init_inputs),
+        }
         self._send_with_fds(message, fds)
 
     def _lend_draw(self, k: int, inputs: list, low: list) -> dict | None:
@@ -268,7 +275,9 @@ class Session:
         outputs, self.buffers = [], []
         for expected in low:
             if isinstance(expected, torch.Tensor):
-                buffer, descriptor, tensor_fds = self.lent.allocate(list(expected.shape), expected.dtype, expected.device)
+                buffer, descriptor, tensor_fds = self.lent.allocate(
+                    list(expected.shape), expected.dtype, expected.device
+                )
                 # NaN until written: an output the candidate never wrote cannot pass by matching stale memory.
                 buffer.fill_(float("nan") if expected.is_floating_point() else -1)
                 outputs.append(descriptor)
@@ -311,7 +320,9 @@ class Session:
                 self.outcome["phase"] = str(message.get("phase", self.outcome["phase"]))[:40]
                 return None
             if kind != event:
-                self.outcome["verdict"] = V.failed(V.TAMPER, f"the candidate sent {str(kind)[:40]!r} where {event!r} was due")
+                self.outcome["verdict"] = V.failed(
+                    V.TAMPER, f"the candidate sent {str(kind)[:40]!r} where {event!r} was due"
+                )
                 return None
             return message
 
@@ -332,7 +343,11 @@ class Session:
         if _count(message.get("new_threads")) > 0:
             guard.setdefault("threads", where)
         if where != "build":
-            ops = [str(op)[:120] for op in message.get("compute_ops", [])][:20] if isinstance(message.get("compute_ops"), list) else []
+            ops = (
+                [str(op)[:120] for op in message.get("compute_ops", [])][:20]
+                if isinstance(message.get("compute_ops"), list)
+                else []
+            )
             if ops:
                 guard.setdefault("forward_ops", ops)
 
@@ -340,8 +355,11 @@ class Session:
         guard = self.outcome["guard"]
         refusals = guard.get("build_refusals", []) + guard.get("forward_refusals", [])
         if refusals:
-            return V.failed(V.POLICY_VIOLATION, f"the candidate's process tried what it may not: {', '.join(refusals[:4])}",
-                             rule="runtime_refused")
+            return V.failed(
+                V.POLICY_VIOLATION,
+                f"the candidate's process tried what it may not: {', '.join(refusals[:4])}",
+                rule="runtime_refused",
+            )
         ops = guard.get("forward_ops") or guard.get("forward_streamed_ops")
         if ops:
             return V.failed(
@@ -353,7 +371,9 @@ class Session:
         if "mode_lost" in guard:
             return V.failed(V.TAMPER, f"the runtime guard was switched off or displaced ({guard['mode_lost']})")
         if "threads" in guard:
-            return V.failed(V.POLICY_VIOLATION, f"the candidate started threads ({guard['threads']})", rule="runtime_threads")
+            return V.failed(
+                V.POLICY_VIOLATION, f"the candidate started threads ({guard['threads']})", rule="runtime_threads"
+            )
         return None
 
     # -- the comparison
@@ -370,12 +390,23 @@ class Session:
         problem = _structure_problem(structure, low, self.reference.device)
         if problem:
             return V.failed(V.INTERFACE_ERROR, f"{spec.label}: {problem}")
-        got = [buffer if buffer is not None else _scalar_of(entry) for buffer, entry in zip(self.buffers, structure, strict=True)]
-        comparison = compare_outputs(got, high, low, tf32=self.options.get("tf32", False),
-                                     rtol=self.options.get("rtol"), atol=self.options.get("atol"))
+        got = [
+            buffer if buffer is not None else _scalar_of(entry)
+            for buffer, entry in zip(self.buffers, structure, strict=True)
+        ]
+        comparison = compare_outputs(
+            got,
+            high,
+            low,
+            tf32=self.options.get("tf32", False),
+            rtol=self.options.get("rtol"),
+            atol=self.options.get("atol"),
+        )
         if not comparison.ok:
             failure_class = V.NUMERICAL_MISMATCH if comparison.kind == "mismatch" else V.INTERFACE_ERROR
-            return V.failed(failure_class, f"{spec.label}: {comparison.message}", comparison.evidence, **comparison.stats)
+            return V.failed(
+                failure_class, f"{spec.label}: {comparison.message}", comparison.evidence, **comparison.stats
+            )
         worst = self.outcome.setdefault("worst", {})
         for key, value in comparison.stats.items():
             if isinstance(value, (int, float)):
@@ -436,8 +467,10 @@ def _count(value: object) -> int:
 
 def _clean_error(message: dict) -> dict:
     """The candidate's own account of its failure: text only, trimmed. It can only make its own verdict worse."""
-    return {key: str(message.get(key, ""))[:limit] for key, limit in
-            (("kind", 40), ("type", 80), ("message", 2000), ("traceback", 3000), ("feature", 200))}
+    return {
+        key: str(message.get(key, ""))[:limit]
+        for key, limit in (("kind", 40), ("type", 80), ("message", 2000), ("traceback", 3000), ("feature", 200))
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -73,8 +73,10 @@ class Judge:
         if message.get("event") != "ready":
             self.close()
             error = str(message.get("error", "unknown error"))
-            raise ReferenceError_(f"the PyTorch reference failed to run: {error.splitlines()[0] if error else ''}\n"
-                                  f"{str(message.get('traceback', ''))[-1500:]}")
+            raise ReferenceError_(
+                f"the PyTorch reference failed to run: {error.splitlines()[0] if error else ''}\n"
+                f"{str(message.get('traceback', ''))[-1500:]}"
+            )
         return message
 
     def alive(self) -> bool:
@@ -108,7 +110,7 @@ class Judge:
         try:
             with self._send_lock:
                 wire.send(self._control, message, fds or [])
-        except OSError as err:
+        except (OSError, wire.WireError) as err:
             raise JudgeError(f"the judge process is gone: {err}") from err
 
     def _read_outcomes(self) -> None:

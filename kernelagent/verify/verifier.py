@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-from kernelagent.errors import ReferenceError_
 from kernelagent.sandbox import (
     SandboxLimits,
     SandboxResult,
@@ -176,8 +175,14 @@ def verify_reference_candidate(
     started = time.perf_counter()
     verdict = static_checks(code, "ModelNew")
     if verdict is None:
-        options = {"tf32": tf32, "rtol": rtol, "atol": atol, "dtype": harness.get("dtype"), "entry": "ModelNew",
-                   "gpu_memory_bytes": harness.get("gpu_memory_bytes")}
+        options = {
+            "tf32": tf32,
+            "rtol": rtol,
+            "atol": atol,
+            "dtype": harness.get("dtype"),
+            "entry": "ModelNew",
+            "gpu_memory_bytes": harness.get("gpu_memory_bytes"),
+        }
         verdict = _run_judged(code, harness, Path(workdir), timeout_s, options)
     verdict["wall_s"] = round(time.perf_counter() - started, 3)
     return verdict
@@ -229,7 +234,9 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
                 forget(judge)
                 if attempt:
                     raise
-    (workdir / "sandbox.log").write_text(f"exit={result.returncode} signal={result.signal_name}\n{result.stdout}\n{result.stderr}")
+    (workdir / "sandbox.log").write_text(
+        f"exit={result.returncode} signal={result.signal_name}\n{result.stdout}\n{result.stderr}"
+    )
     verdict = verdict_of(outcome, result, timeout_s, limits)
     verdict["details"].update(_sandbox_facts(result, outcome, gpu))
     return verdict
@@ -260,9 +267,7 @@ def _stage_workdir(code: str, workdir: Path) -> None:
     (workdir / "candidate.py").write_text(code)
 
 
-def verdict_of(
-    outcome: dict, run: SandboxResult, timeout_s: float, limits: SandboxLimits | None = None
-) -> V.Verdict:
+def verdict_of(outcome: dict, run: SandboxResult, timeout_s: float, limits: SandboxLimits | None = None) -> V.Verdict:
     """The verdict from the judge's outcome and the sandbox's facts. Only the judge can pass a candidate, and only
     when it judged every planned draw; the process's exit status and anything it printed prove nothing."""
     if outcome.get("judge_error"):
@@ -273,7 +278,9 @@ def verdict_of(
     if run.memory_exceeded:  # the kill may have cut the session short in any phase
         limit = f"{limits.rss_bytes / 1024**3:g} GiB" if limits and limits.rss_bytes else "the limit"
         return V.failed(
-            V.RESOURCE_LIMIT, f"used more than {limit} of host memory (resident, whole process tree); killed", run.tail(1500)
+            V.RESOURCE_LIMIT,
+            f"used more than {limit} of host memory (resident, whole process tree); killed",
+            run.tail(1500),
         )
     if run.timed_out:
         return V.failed(V.TIMEOUT, f"did not finish within {timeout_s:g}s (phase: {outcome.get('phase', 'start')})")
@@ -305,11 +312,21 @@ def _candidate_error(error: dict, phase: str | None) -> V.Verdict:
     if kind == "exit":
         return V.failed(V.TAMPER, "the candidate tried to exit the process (SystemExit) before verification ended")
     if kind == "refused":
-        return V.failed(V.POLICY_VIOLATION, f"the candidate's process tried what it may not: {error.get('message', '')[:300]}",
-                        error.get("traceback", ""), rule="runtime_refused")
+        return V.failed(
+            V.POLICY_VIOLATION,
+            f"the candidate's process tried what it may not: {error.get('message', '')[:300]}",
+            error.get("traceback", ""),
+            rule="runtime_refused",
+        )
     if kind == "interpreter_unsupported" and hasattr(V, "INTERPRETER_UNSUPPORTED"):
-        return V.failed(V.INTERPRETER_UNSUPPORTED, f"the Triton CPU interpreter cannot run this: {error.get('feature')}",
-                        error.get("traceback", ""), feature=error.get("feature"))
+        return V.failed(
+            V.INTERPRETER_UNSUPPORTED,
+            f"the Triton CPU interpreter cannot run this: {error.get('feature')}",
+            error.get("traceback", ""),
+            feature=error.get("feature"),
+        )
     where = "while importing" if phase == "import" else "while building ModelNew" if phase == "build" else "in forward"
     failure_class = _ERROR_CLASSES.get(kind, V.RUNTIME_ERROR)
-    return V.failed(failure_class, f"{error.get('type')} {where}: {error.get('message', '')[:300]}", error.get("traceback", ""))
+    return V.failed(
+        failure_class, f"{error.get('type')} {where}: {error.get('message', '')[:300]}", error.get("traceback", "")
+    )

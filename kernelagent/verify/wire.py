@@ -35,13 +35,17 @@ class WireError(Exception):
 
 
 def send(sock: socket.socket, message: dict, fds: list[int] | tuple[int, ...] = ()) -> None:
+    """Raises WireError when the other end is gone (a candidate that closed its end only fails itself)."""
     body = json.dumps(message, separators=(",", ":")).encode()
     header = _HEADER.pack(len(body))
-    if fds:
-        socket.send_fds(sock, [header], list(fds))
-    else:
-        sock.sendall(header)
-    sock.sendall(body)
+    try:
+        if fds:
+            socket.send_fds(sock, [header], list(fds))
+        else:
+            sock.sendall(header)
+        sock.sendall(body)
+    except OSError as err:
+        raise WireError(f"the other end hung up: {err}") from err
 
 
 def receive(sock: socket.socket, *, limit: int, deadline: float | None = None) -> tuple[dict, list[int]]:
