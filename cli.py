@@ -269,6 +269,9 @@ def run(
 def resume(
     run_id: str = typer.Argument(..., help="The run to continue (see `runs`)."),
     runs_dir: str = typer.Option("runs", help="Where run folders are."),
+    model: str | None = typer.Option(None, help="A new model (e.g. the run's endpoint serves another name now)."),
+    base_url: str | None = typer.Option(None, help="A new OpenAI-compatible endpoint (the old one is gone)."),
+    max_retries: int | None = typer.Option(None, help="New LLM request retries."),
     timeout: float | None = typer.Option(None, help="A new verification timeout."),
     request_timeout: float | None = typer.Option(None, help="A new LLM request timeout."),
     checkpoint_url: str | None = CheckpointUrlOpt,
@@ -283,8 +286,9 @@ def resume(
     json_logs: bool = JsonLogsOpt,
 ) -> None:
     """Continue an interrupted run from its last checkpoint; finished work is not repeated. The run keeps the
-    settings it started with (run.json), changed only by the options given here."""
-    overrides = {k: v for k, v in {"verify_timeout_s": timeout, "request_timeout_s": request_timeout}.items() if v}
+    settings it started with (run.json), changed only by the options given here (recorded in run.json)."""
+    overrides = _run_options(model=model, base_url=base_url, max_retries=max_retries, verify_timeout_s=timeout,
+                             request_timeout_s=request_timeout)
     overrides |= _scale_options(
         checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address
     )

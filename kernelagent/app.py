@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from kernelagent import budget, interrupts
 from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, redact, stored_context
-from kernelagent.errors import KernelAgentError, RunNotFound, environment_fault
+from kernelagent.errors import KernelAgentError, RunNotFound, UsageError, environment_fault
 from kernelagent.graph.builder import build_graph
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving, holder
@@ -57,12 +58,21 @@ def resume_run(run_id: str, runs_dir: str, overrides: dict | None = None, on_eve
         if finished is not None:
             _announce(on_event, run_id, store)
             return finished  # nothing to redo, and the run stays as it ended (not "running")
-        ctx = RunContext.from_dict(meta["context"] | (overrides or {}))
-        store.update_meta(status="running", pid=os.getpid(), context=stored_context(ctx.to_dict()))
+        # The run's checkpoints are beside it, wherever its runs folder is now (it may have been moved).
+        ctx = RunContext.from_dict(meta["context"] | (overrides or {}) | {"runs_dir": str(runs_dir)})
+        changes = _changed_settings(meta["context"], stored_context(ctx.to_dict()))
+        history = meta.get("resumed_with", []) + ([{"time": time.time(), "changed": changes}] if changes else [])
+        store.update_meta(status="running", pid=os.getpid(), context=stored_context(ctx.to_dict()),
+                          resumed_with=history)
         # Killed before the first checkpoint: nothing to resume from, so start the same run from its input.
         restart_input = {"spec_path": meta["spec"], "run_id": run_id}
         _announce(on_event, run_id, store)
         return _drive(run_id, None, ctx, store, on_event, restart_input)
+
+
+def _changed_settings(before: dict, after: dict) -> dict:
+    """{field: [old, new]} for each setting a resume changed (endpoint, model, timeouts, budgets...)."""
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
 def _finished_result(store: RunStore) -> dict | None:
@@ -102,6 +112,7 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
         with checkpointed_graph(ctx.runs_dir, ctx.checkpoint_url) as graph:
             if inputs is None:
                 saved = graph.get_state(config)
+                _refuse_moved_run(saved.values.get("run_dir"), store)
                 if not saved.next and saved.values.get("result"):
                     return saved.values["result"]  # already finished: nothing to redo
                 if not saved.next and not saved.values:
@@ -127,6 +138,15 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
         _record_failure(store, fault)
         raise fault from err
     return final["result"]
+
+
+def _refuse_moved_run(checkpointed_run_dir: str | None, store: RunStore) -> None:
+    """The checkpointed state holds absolute paths of the run's files: a resume after the runs folder moved would
+    read and write them at the old place. Say so instead of doing that silently."""
+    if checkpointed_run_dir and Path(checkpointed_run_dir).resolve() != store.root.resolve():
+        raise UsageError(f"run {store.run_id} was moved from {Path(checkpointed_run_dir).parent} to "
+                         f"{store.root.parent}; its checkpoints name files at the old place: move the runs folder "
+                         f"back to resume it")
 
 
 def _record_failure(store: RunStore, err: KernelAgentError) -> None:

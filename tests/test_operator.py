@@ -337,3 +337,39 @@ def test_resuming_a_finished_run_leaves_it_finished(scripted_llm, tmp_path):
     after = json.loads((run_dir / "run.json").read_text())
     assert after["status"] == "passed" and after["updated"] == before["updated"]
     assert server.count() == 1
+
+
+# --- resume with other settings, or from another place -----------------------------------------------------------------
+
+
+def test_resume_can_move_to_a_new_endpoint_and_model_and_records_it(scripted_llm, tmp_path):
+    dead = "http://127.0.0.1:9/v1"
+    env = cli_env(OPENAI_API_KEY="test", OPENAI_BASE_URL=dead, KERNELAGENT_MODEL="old-model")
+    stopped = cli(*run_args(tmp_path, "--seeds", "1", "--max-retries", "0"), env=env)
+    assert stopped.returncode == 3 and "cannot reach the LLM endpoint" in stopped.stderr
+    run_dir = only_run_dir(tmp_path)
+
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"), models=["new-model"])
+    resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), "--base-url", server.base_url,
+                  "--model", "new-model", "--request-timeout", "30", env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["context"]["base_url"] == server.base_url and meta["context"]["model"] == "new-model"
+    (change,) = meta["resumed_with"]
+    assert change["changed"]["base_url"] == [dead, server.base_url]
+    assert change["changed"]["model"] == ["old-model", "new-model"]
+    assert change["changed"]["request_timeout_s"] == [600.0, 30.0]
+
+
+def test_a_moved_runs_folder_is_not_silently_started_over(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_off_by_one.md"), rule("r0", "refine", 0, {"status": 500}))
+    env = llm_env(server)
+    first = tmp_path / "first"
+    assert cli(*run_args(first, "--seeds", "1", "--max-retries", "0"), env=env).returncode == 3
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    run_dir = only_run_dir(moved)
+    resumed = cli("resume", run_dir.name, "--runs-dir", str(moved), env=env)
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    assert f"was moved from {first} to {moved}" in one_line(resumed.stderr)
+    assert not first.exists() and server.count(task="seed") == 1  # nothing recreated at the old place, nothing asked
