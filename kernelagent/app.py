@@ -107,7 +107,7 @@ def _record_stop(store: RunStore, interrupt: KeyboardInterrupt) -> None:
 
 
 def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  # noqa: ANN001
-    config = {"configurable": {"thread_id": run_id}, "max_concurrency": max(4, ctx.num_seeds)}
+    config = {"configurable": {"thread_id": run_id}, "max_concurrency": node_concurrency(ctx.num_seeds)}
     try:
         with checkpointed_graph(ctx.runs_dir, ctx.checkpoint_url) as graph:
             if inputs is None:
@@ -138,6 +138,12 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
         _record_failure(store, fault)
         raise fault from err
     return final["result"]
+
+
+def node_concurrency(num_seeds: int) -> int:
+    """Graph steps at once: every seed when the machine can take it, else a few per core (a seed's step mostly waits
+    on the LLM; verifications are bounded again by the sandbox's slots)."""
+    return max(4, min(num_seeds, 4 * (os.cpu_count() or 1)))
 
 
 def _refuse_moved_run(checkpointed_run_dir: str | None, store: RunStore) -> None:

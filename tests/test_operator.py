@@ -293,6 +293,14 @@ def test_a_binary_or_oversized_spec_is_refused_before_the_key_or_any_request(scr
     assert server.count() == 0 and not (tmp_path / "runs").exists()
 
 
+def test_ten_thousand_seeds_are_refused_before_any_request(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"))
+    done = cli(*run_args(tmp_path, "--seeds", "10000"), env=llm_env(server))
+    assert done.returncode == 2
+    assert "--seeds must be at most 64" in one_line(done.stderr)
+    assert server.count() == 0 and not tmp_path.joinpath("checkpoints.sqlite").exists()
+
+
 def test_a_markdown_reference_error_names_the_line_of_the_file(tmp_path):
     spec = tmp_path / "broken.md"
     spec.write_text("# Double\n\nDouble x.\n\n```python\nimport torch\n\nclass Model(torch.nn.Module):\n"

@@ -16,6 +16,8 @@ from kernelagent.llm.client import LLMSettings
 Device = Literal["auto", "cuda", "cpu"]
 Precision = Literal["spec", "bf16", "fp16"]
 Executor = Literal["local", "ray"]
+# Seeds run concurrently: thousands would mean thousands of requests and threads at once, and no better kernel.
+MAX_SEEDS = 64
 
 
 @dataclass(kw_only=True)
@@ -109,6 +111,8 @@ class RunContext:
     def validate(self) -> None:
         checks = [
             (self.num_seeds >= 1, "--seeds must be at least 1"),
+            (self.num_seeds <= MAX_SEEDS, f"--seeds must be at most {MAX_SEEDS} (each seed is a concurrent LLM "
+                                          f"request and verification): for more attempts, raise --rounds or use bench"),
             (self.rounds_per_seed >= 1, "--rounds must be at least 1"),
             (self.verify_timeout_s > 0, "--timeout must be positive"),
             (self.request_timeout_s > 0, "--request-timeout must be positive"),
