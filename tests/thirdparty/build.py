@@ -1,0 +1,143 @@
+"""Third-party corpus: published Triton kernels, read from the installed (pinned) packages at test time, wrapped as
+ModelNew for KernelBench-style problems. Nothing of theirs is committed here: the manifest names each kernel's
+package, version, licence and file; `take` lists the top-level definitions copied verbatim from that file (decorators
+included); the wrapper (ours) supplies imports and the launch. A wrong variant applies a textual edit (`patch`) to
+the assembled source and must be rejected.
+
+    python tests/thirdparty/build.py [--out docs/thirdparty-cpu.md] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.metadata
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def manifest() -> list[dict]:
+    return json.loads((HERE / "manifest.json").read_text())
+
+
+def installed_file(package_dir: str, relative: str) -> Path:
+    """The file inside an installed package, found without importing it (importing would run its module code)."""
+    spec = importlib.util.find_spec(package_dir)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{package_dir} is not installed; run `make test-deps` (see pyproject's thirdparty)")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def definition(path: Path, name: str) -> str:
+    """The source of a top-level def/class/assignment `name`, decorators included, exactly as published."""
+    source = path.read_text()
+    for node in ast.parse(source).body:
+        names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else [
+            t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if name in names:
+            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            return "\n".join(source.splitlines()[start - 1: node.end_lineno])
+    raise LookupError(f"{name} is not defined at the top level of {path}")
+
+
+def candidate_source(entry: dict) -> str:
+    wrapper = (HERE / "wrappers" / entry["wrapper"]).read_text()
+    header, _, footer = wrapper.partition("# --- published definitions ---\n")
+    taken = []
+    for item in entry["take"]:
+        relative, name = item.split("::")
+        package_dir, _, inner = relative.partition("/")
+        taken.append(definition(installed_file(package_dir, inner), name))
+    source = header + "\n\n".join(taken) + "\n\n" + footer
+    for find, replace in entry.get("patch", []):
+        assert find in source, (entry["name"], find)
+        source = source.replace(find, replace, 1)
+    return source
+
+
+def check_versions() -> list[str]:
+    """Installed versions that differ from the manifest's pins."""
+    wrong = []
+    for entry in manifest():
+        try:
+            got = importlib.metadata.version(entry["package"])
+        except importlib.metadata.PackageNotFoundError:
+            got = None
+        if got != entry["version"]:
+            wrong.append(f"{entry['package']}: pinned {entry['version']}, installed {got}")
+    return sorted(set(wrong))
+
+
+def run(device: str, work: Path, names: list[str] | None = None, timeout_s: float = 120.0) -> list[dict]:
+    from corpus_runner import matches, observed_reason
+
+    from kernelagent.verify.verifier import prepare_reference, verify_reference_candidate
+
+    entries = [e for e in manifest() if names is None or e["name"] in names]
+    harnesses = {p: prepare_reference(reference_source=(HERE / "problems" / p).read_text(), harness_dir=work / p,
+                                      device=device, draws=2, sizes={}, precision="spec", seed=1234, timeout_s=300,
+                                      cache_dir=work / "triton-cache") for p in sorted({e["problem"] for e in entries})}
+    rows = []
+    for i, entry in enumerate(entries):
+        verdict = verify_reference_candidate(candidate_source(entry), harnesses[entry["problem"]],
+                                             work / "candidates" / str(i), timeout_s=timeout_s)
+        ok = matches(entry, verdict) or (entry["expected"] == "pass"
+                                         and verdict.get("failure_class") == "interpreter_unsupported")
+        rows.append({**entry, "verdict": verdict, "got": observed_reason(verdict) or "pass", "ok": ok})
+    return rows
+
+
+def render_table(rows: list[dict], device: str, seconds: float) -> str:
+    honest = [r for r in rows if r["expected"] == "pass"]
+    false_reject = sum(1 for r in honest if not r["verdict"]["passed"] and r["got"] != "interpreter_unsupported")
+    unsupported = sum(1 for r in honest if r["got"] == "interpreter_unsupported")
+    false_pass = sum(1 for r in rows if r["expected"] == "reject" and r["verdict"]["passed"])
+    lines = [
+        f"# Third-party Triton corpus ({device})",
+        "",
+        f"Command: `python tests/thirdparty/build.py --device {device} --out docs/thirdparty-{device}.md`; "
+        f"{len(honest)} published kernels from {len({r['package'] for r in honest})} projects and "
+        f"{len(rows) - len(honest)} wrong variants in {seconds:.0f}s.",
+        f"False rejects: **{false_reject}**. Interpreter-unsupported: **{unsupported}**. False passes: "
+        f"**{false_pass}**.",
+        "",
+        "| kernel | package | licence | expected | got | verdict reason |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        mark = "" if r["ok"] else " ❌"
+        reason = r["verdict"]["reason"].replace("|", "\\|").replace("\n", " ")[:120]
+        expected = "pass" if r["expected"] == "pass" else r["reason"]
+        lines.append(f"| `{r['name']}` | {r['package']} {r['version']} | {r['licence']} | {expected} | "
+                     f"{r['got']}{mark} | {reason} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args()
+    if wrong := check_versions():
+        print("version mismatch:", *wrong, sep="\n  ")
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run(args.device, Path(tmp), args.only)
+    table = render_table(rows, args.device, time.time() - started)
+    if args.out:
+        Path(args.out).write_text(table)
+    print(table)
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

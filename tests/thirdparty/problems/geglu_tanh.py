@@ -1,0 +1,17 @@
+"""GeGLU gate (tanh approximation): gelu_tanh(a) * b over the last dimension."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.gelu(a, approximate="tanh") * b
+
+
+def get_inputs():
+    return [torch.randn(2, 16, 384), torch.randn(2, 16, 384)]
+
+
+def get_init_inputs():
+    return []
