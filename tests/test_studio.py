@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SOFTMAX_SPEC, cli_env, rule
 
-langgraph_sdk = pytest.importorskip("langgraph_sdk")
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -23,6 +21,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def langgraph_dev(tmp_path):
+    pytest.importorskip("langgraph_sdk")  # the dev extra; the schema test below needs only langgraph
     port = free_port()
     log = (tmp_path / "langgraph-dev.log").open("w")
     server = subprocess.Popen(
@@ -48,6 +47,8 @@ def langgraph_dev(tmp_path):
 def test_langgraph_dev_serves_and_runs_the_graph(langgraph_dev, scripted_llm, tmp_path):
     import asyncio
 
+    langgraph_sdk = pytest.importorskip("langgraph_sdk")
+
     llm = scripted_llm(rule("s0", "seed", 0, "softmax_correct.md"))
     client = langgraph_sdk.get_client(url=langgraph_dev)
 
@@ -68,9 +69,22 @@ def test_langgraph_dev_serves_and_runs_the_graph(langgraph_dev, scripted_llm, tm
     node_ids = {node["id"] for node in drawing["nodes"]}
     assert {"load_spec", "generate_test", "generate_seeds", "select"} <= node_ids
     assert any("verify" in node for node in node_ids) and any("refine" in node for node in node_ids)
+    assert "spec_path" in json.dumps(schemas["input_schema"])  # Studio's input form has its field
     knobs = json.dumps(schemas["context_schema"])
     for knob in ("model", "num_seeds", "rounds_per_seed", "device"):
         assert knob in knobs
     assert final["result"]["status"] == "passed"
     assert Path(final["result"]["kernel_path"]).exists()
     assert llm.count(task="seed") == 1
+
+
+def test_the_graph_has_typed_json_schemas_for_studio():
+    """Studio's input form, output view and context form come from these; on Python 3.11 a typing.TypedDict made
+    pydantic raise and Studio showed no schema."""
+    from kernelagent.graph.builder import build_graph
+
+    graph = build_graph()
+    assert graph.get_input_jsonschema()["required"] == ["spec_path"]
+    assert {"result", "seeds", "problem"} <= set(graph.get_output_jsonschema()["properties"])
+    context = graph.get_context_jsonschema()["properties"]
+    assert context["num_seeds"]["type"] == "integer" and context["device"]["enum"] == ["auto", "cuda", "cpu"]

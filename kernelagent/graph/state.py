@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, NotRequired, TypedDict
+from typing import Annotated
+
+# pydantic (Studio's schemas) needs typing_extensions' TypedDict before Python 3.12.
+from typing_extensions import NotRequired, TypedDict
 
 
 class RunInput(TypedDict):
