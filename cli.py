@@ -335,10 +335,12 @@ def show_config(
 
 @cli.command("runs")
 def list_runs(runs_dir: str = typer.Option("runs", help="Where run folders are.")) -> None:
-    """List runs with their status."""
+    """List runs with their status: running, passed, failed, interrupted (resumable), error (stopped for good)."""
     rows = runs.runs_table(runs_dir)
     if not rows:
         typer.echo(f"no runs under {runs_dir}/")
+        return
+    typer.echo(f"{'RUN':<52} {'STATUS':<12} PROBLEM")
     for row in rows:
         typer.echo(f"{row['run_id']:<52} {row.get('status', '?'):<12} {row.get('problem', '')}")
 

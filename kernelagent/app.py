@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kernelagent import budget, interrupts
 from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, redact, stored_context
-from kernelagent.errors import KernelAgentError, RunNotFound, UsageError, environment_fault
+from kernelagent.errors import RESUMABLE_EXIT_CODES, KernelAgentError, RunNotFound, UsageError, environment_fault
 from kernelagent.graph.builder import build_graph
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving, holder
@@ -180,6 +180,8 @@ def runs_table(runs_dir: str) -> list[dict]:
         status = meta.get("status", "?")
         if status == "running" and holder(Path(runs_dir) / meta["run_id"]) is None:
             status = "interrupted"  # its driver died without saying so (kill -9, a reboot)
+        elif status == "interrupted" and meta.get("exit_code") not in (None, *RESUMABLE_EXIT_CODES):
+            status = "error"  # stopped for good (a broken reference, a bad setting): resume would stop the same way
         rows.append({**meta, "status": status})
     return rows
 

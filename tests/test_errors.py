@@ -92,6 +92,9 @@ def test_reference_that_raises_exits_2_naming_the_error(tmp_path, monkeypatch):
     assert "reference failed to run" in line and "ValueError: reference boom" in line
     run_dir = only_run(tmp_path / "runs")
     assert "Traceback" in json.loads((run_dir / "run.json").read_text())["error"]  # details kept, not printed
+    listing = invoke("runs", "--runs-dir", tmp_path / "runs").stdout.splitlines()
+    assert listing[0].split() == ["RUN", "STATUS", "PROBLEM"]
+    assert listing[1].split()[:2] == [run_dir.name, "error"]  # stopped for good, not resumable "interrupted"
 
 
 # --- options -------------------------------------------------------------------------------------------------------
