@@ -12,13 +12,18 @@ SPEC = ROOT / "examples" / "scaled_add.md"
 
 
 def scripted_test_rule(attempt: int, reply: str) -> dict:
-    return {"id": f"test{attempt}", "match": {"meta": {"task": "test", "attempt": str(attempt)}}, "replies": [{"file": reply}]}
+    return {
+        "id": f"test{attempt}",
+        "match": {"meta": {"task": "test", "attempt": str(attempt)}},
+        "replies": [{"file": reply}],
+    }
 
 
 def test_loose_test_is_rejected_then_a_strict_one_judges(scripted_llm, context_for):
     server = scripted_llm(
         scripted_test_rule(0, "scaled_add_test_loose.md"),
         scripted_test_rule(1, "scaled_add_test_good.md"),
+        scripted_test_rule(2, "scaled_add_test_strict.md"),
         rule("s0", "seed", 0, "scaled_add_kernel_cheat.md"),
         rule("r0", "refine", 0, "scaled_add_kernel.md"),
     )
@@ -26,7 +31,12 @@ def test_loose_test_is_rejected_then_a_strict_one_judges(scripted_llm, context_f
 
     assert result["mode"] == "test" and result["status"] == "passed"
     harness = result["harness"]
-    assert harness["rejected_tests"] == [{"attempt": 0, "reason": "it passed a kernel_function that returns zeros"}]
+    assert harness["rejected_tests"] == [
+        {"attempt": 0, "reason": "it passed a kernel_function that returns zeros"},
+        # It computed the expected result from the inputs after the call, which the kernel may write into.
+        {"attempt": 1, "reason": "it passed a kernel_function that zeroes its inputs and returns zeros"},
+    ]
+    assert harness["warm"] is True
     # The second test generation was told why the first was rejected.
     second_prompt = next(r for r in server.requests if r.meta.get("attempt") == "1").body["messages"][-1]["content"]
     assert "passed a kernel_function" in second_prompt

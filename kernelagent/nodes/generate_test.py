@@ -46,6 +46,7 @@ def generate_test(state: RunState, runtime: Runtime) -> dict:
             timeout_s=ctx.verify_timeout_s,
             cache_dir=cache_dir,
             meta=llm_meta(state, "test"),
+            warm=ctx.warm_workers,
         )
     harness["warm"] = ctx.warm_workers
     store.update_meta(harness=harness.get("summary", harness["mode"]))
