@@ -327,7 +327,6 @@ def test_reference_and_test_mode_runs_take_a_shared_slot(fake_gpus, tmp_path, mo
 
     fake = FakeRunner(fake_gpus)
     monkeypatch.setattr(verifier, "runner_for", lambda *, warm: fake)
-    monkeypatch.setattr(test_mode, "run_sandboxed", fake)
     with pytest.raises(ReferenceError_):  # the judge, pinned to fake GPU "0", finds no CUDA device
         verifier.prepare_reference(
             reference_source="",
