@@ -13,6 +13,7 @@ from kernelagent.nodes.benchmark import fastest
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.report import write_reports
 from kernelagent.runs.store import write_json
+from kernelagent.verify.verifier import release
 
 
 def select(state: RunState, runtime: Runtime) -> dict:
@@ -46,6 +47,7 @@ def select(state: RunState, runtime: Runtime) -> dict:
     }
     write_json(store.path("result.json"), result)
     write_reports(store.root)
+    release(state["harness"])  # nothing is judged after select: its judge processes end with the run
     store.update_meta(status=result["status"], winner=result["winner"])
     return {"result": result}
 

@@ -165,6 +165,17 @@ def judge_for(config: dict, *, workdir: Path, env: dict[str, str], gpu: str | No
         return judge
 
 
+def release(config: dict) -> int:
+    """Close every judge of this reference configuration (a finished run's), on every GPU; returns how many."""
+    key = judge_key(config)
+    with _judges_lock:
+        mine = [k for k in _judges if k[0] == key]
+        judges = [_judges.pop(k) for k in mine]
+    for judge in judges:
+        judge.close()
+    return len(judges)
+
+
 def forget(judge: Judge) -> None:
     """Drop a judge that failed, so the next call starts a fresh one."""
     with _judges_lock:

@@ -25,6 +25,7 @@ from kernelagent.sandbox import (
 )
 from kernelagent.verify import verdict as V
 from kernelagent.verify.judge_client import Judge, JudgeError, forget, judge_for
+from kernelagent.verify.judge_client import release as release_judges
 from kernelagent.verify.policy import check_policy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +138,7 @@ def prepare_reference(
         "warnings": facts["warnings"],
         "gpu_memory_bytes": gpu_memory_cap(facts.get("peak_memory_bytes")),
         "prepare_s": facts["prepare_s"],
+        "reference_forward_s": facts.get("reference_forward_s"),
         "inputs": facts["inputs"],
         "outputs": facts["outputs"],
         "warm": warm,
@@ -146,6 +148,12 @@ def prepare_reference(
 def judge_of(harness: dict, gpu: str | None, timeout_s: float) -> Judge:
     """The judge of this harness on this GPU (started here if this process has none yet)."""
     return _judge(harness["judge"], Path(harness["dir"]), Path(harness["cache_dir"]), gpu, timeout_s)
+
+
+def release(harness: dict) -> None:
+    """A run is over: its judges (one per GPU it used) end now rather than with the process (suites run many)."""
+    if harness.get("mode") == "reference" and "judge" in harness:
+        release_judges(harness["judge"])
 
 
 def _judge(config: dict, ref_dir: Path, cache_dir: Path, gpu: str | None, timeout_s: float) -> Judge:
