@@ -98,8 +98,13 @@ def main(workdir: str) -> int:
         with recorder:
             final = _guard_state(recorder, counter, baseline_tasks, guard)
         channel.report({"event": "bye", **final})
+    except wire.WireError:
+        return 0  # the judge ended the session (it has its verdict) or is gone: nothing left to say
     except BaseException as err:  # noqa: BLE001 - everything the candidate raises is evidence, even SystemExit
-        channel.report({"event": "error", "phase": phase, **describe_error(err, Path(workdir) / "candidate.py")})
+        try:
+            channel.report({"event": "error", "phase": phase, **describe_error(err, Path(workdir) / "candidate.py")})
+        except wire.WireError:
+            pass
     return 0
 
 
@@ -207,7 +212,7 @@ def _prepare_device(config: dict, torch) -> None:  # noqa: ANN001
     from triton.runtime import driver
 
     driver.active.get_current_device()
-    driver.active.get_current_stream()
+    driver.active.get_current_stream(driver.active.get_current_device())  # triton 3.6 requires the device
 
 
 def _bridge_interpreter() -> None:
