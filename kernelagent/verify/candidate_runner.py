@@ -67,6 +67,7 @@ def main(workdir: str) -> int:
         baseline_tasks = guard.task_ids()
         import_s = round(time.perf_counter() - started, 3)
         guard.refuse_python_threads()
+        guard.seal_dispatch()
         recorder = guard.OpRecorder(evidence)
         counter.recorder = recorder
         audit.armed = True

@@ -68,8 +68,25 @@ class GuardEvidence:
             self._report({"event": "guard", "what": "refused", "detail": what})
 
 
+def _own_mode_stack():  # noqa: ANN202
+    """Enter/exit for the recorder through the C functions themselves, bound now: `seal_dispatch` later replaces
+    every public way to pop or disable dispatch modes, and the recorder must not depend on any of them."""
+    push, pop = torch._C._push_on_torch_dispatch_stack, torch._C._pop_torch_dispatch_stack
+
+    def enter(self):  # noqa: ANN001, ANN202
+        push(self)
+        return self
+
+    def exit(self, *exc_info):  # noqa: ANN001, ANN002, ANN202
+        pop(None)
+
+    return enter, exit
+
+
 class OpRecorder(TorchDispatchMode):
     """Reports every compute op that runs while active (in this thread: other threads are refused by the hook)."""
+
+    __enter__, __exit__ = _own_mode_stack()
 
     def __init__(self, evidence: GuardEvidence) -> None:
         super().__init__()
@@ -247,6 +264,34 @@ def refuse_python_threads() -> None:
     for name in ("_start_new_thread", "_start_joinable_thread"):
         if hasattr(threading, name):
             setattr(threading, name, no_threads)
+
+
+# Ways to pop, replace or switch off Python dispatch modes; a candidate's forward has no use for any of them.
+_DISPATCH_SWITCHES = (
+    (torch._C, "_pop_torch_dispatch_stack"),
+    (torch._C, "_DisableTorchDispatch"),
+    (torch._C, "_ExcludeDispatchKeyGuard"),
+    (torch._C, "_unset_dispatch_mode"),
+    (torch._C, "_set_dispatch_mode"),
+    (torch._C, "_DisablePythonDispatcher"),
+    ("torch.utils._python_dispatch", "_pop_mode"),
+    ("torch.utils._python_dispatch", "_pop_mode_temporarily"),
+    ("torch.utils._python_dispatch", "_disable_current_modes"),
+    ("torch.utils._python_dispatch", "_pop_torch_dispatch_stack"),
+)
+
+
+def seal_dispatch() -> None:
+    """Replace every switch in _DISPATCH_SWITCHES with one that refuses; the recorder keeps its own (see above)."""
+    import importlib
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError("refused in a candidate's process: switching PyTorch dispatch modes off")
+
+    for owner, name in _DISPATCH_SWITCHES:
+        module = importlib.import_module(owner) if isinstance(owner, str) else owner
+        if hasattr(module, name):
+            setattr(module, name, refused)
 
 
 def task_ids() -> set[int]:
