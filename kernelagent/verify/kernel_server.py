@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from kernelagent.verify import wire
+from kernelagent.verify import call_wire, wire
 from kernelagent.verify.candidate_runner import (
     Channel,
     _bridge_interpreter,
@@ -46,6 +46,7 @@ def main(workdir: str, device: str) -> int:
     audit.install()
     counter = guard.LaunchCounter()
     counter.install()
+    decoder = call_wire.Decoder()
     phase = "import"
     try:
         _prepare_device({"device": device}, torch)
@@ -72,7 +73,7 @@ def main(workdir: str, device: str) -> int:
             }
         )
         phase = "call"
-        serve(entry, channel, recorder, counter, baseline_tasks, kernel_path, device, torch, guard)
+        serve(entry, channel, decoder, recorder, counter, baseline_tasks, kernel_path, device, torch, guard)
     except wire.WireError:
         return 0  # the test process is gone: nothing left to serve
     except BaseException as err:  # noqa: BLE001 - everything the candidate raises is evidence, even SystemExit
@@ -80,7 +81,7 @@ def main(workdir: str, device: str) -> int:
     return 0
 
 
-def serve(entry, channel, recorder, counter, baseline_tasks, kernel_path, device, torch, guard) -> None:  # noqa: ANN001, PLR0913
+def serve(entry, channel, decoder, recorder, counter, baseline_tasks, kernel_path, device, torch, guard) -> None:  # noqa: ANN001, PLR0913
     """Answer calls until the test process says it has finished (or hangs up)."""
     keep: list = []
     while True:
@@ -92,8 +93,8 @@ def serve(entry, channel, recorder, counter, baseline_tasks, kernel_path, device
         launches_before = counter.launches
         try:
             with torch.no_grad(), recorder:
-                args = decode(message["args"], fds, keep)
-                kwargs = decode(message["kwargs"], fds, keep)
+                args = decoder.value(message["args"], fds, keep)
+                kwargs = decoder.value(message["kwargs"], fds, keep)
                 result = entry(*args, **kwargs)
                 leaves: list = []
                 structure = describe(result, leaves, 0, torch)
@@ -105,7 +106,7 @@ def serve(entry, channel, recorder, counter, baseline_tasks, kernel_path, device
         if message.get("event") != "buffers":
             break
         with torch.no_grad(), recorder:
-            buffers = [wire.map_tensor(d, fds, keep) for d in message["outputs"]]
+            buffers = [decoder.tensor(d, fds, keep) for d in message["outputs"]]
             for leaf, buffer in zip(leaves, buffers, strict=True):
                 buffer.copy_(leaf)
             if device == "cuda":
@@ -130,20 +131,6 @@ def _next(channel: Channel) -> tuple[dict, list[int]]:
         pending += fds
         if message.get("event") != "fds":
             return message, pending
-
-
-def decode(node: object, fds: list[int], keep: list) -> object:
-    """An argument as the test process encoded it (test_runner.encode): shared tensors, containers, pickled values."""
-    if not isinstance(node, dict):
-        raise InterfaceError("malformed call from the test process")
-    if "tensor" in node:
-        return wire.map_tensor(node["tensor"], fds, keep)
-    if "list" in node or "tuple" in node:
-        items = [decode(item, fds, keep) for item in node.get("list", node.get("tuple"))]
-        return items if "list" in node else tuple(items)
-    if "dict" in node:
-        return {key: decode(value, fds, keep) for key, value in node["dict"]}
-    return wire.unpack_object(node["value"])
 
 
 def describe(value: object, leaves: list, depth: int, torch) -> dict:  # noqa: ANN001

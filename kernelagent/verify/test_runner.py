@@ -21,7 +21,7 @@ import traceback
 import types
 from pathlib import Path
 
-from kernelagent.verify import wire
+from kernelagent.verify import call_wire, wire
 
 MAX_RESULT_LEAVES = 64
 MAX_RESULT_BYTES = 4 * 1024**3
@@ -92,38 +92,38 @@ class KernelProxy:
         torch = self.torch
         self.facts["calls"] += 1
         n = self.facts["calls"]
-        lent = wire.SharedTensors()
+        lender = call_wire.Lender()
         try:
             pairs: list = []
-            fds: list[int] = []
-            encoded_args = self._encode(list(args), lent, pairs, fds)
-            encoded_kwargs = {"dict": [[k, self._encode(v, lent, pairs, fds)] for k, v in kwargs.items()]}
-            if any(original.is_cuda for original, _ in pairs):
+            encoded = {
+                "args": call_wire.encode(list(args), lender, pairs),
+                "kwargs": call_wire.encode(kwargs, lender, pairs),
+            }
+            if lender.cuda:
                 torch.cuda.synchronize()
-            self.send({"event": "call", "n": n, "args": encoded_args, "kwargs": encoded_kwargs}, fds)
+            fds, lender.fds = lender.fds, []
+            self.send({"event": "call", "n": n, **encoded}, fds)
             structure = self.expect("result").get("structure")
             specs: list[dict] = []
             _check_structure(structure, specs, 0)
             if sum(_nbytes(spec, torch) for spec in specs) > MAX_RESULT_BYTES:
                 raise KernelProcessError(f"kernel_function's result is over {MAX_RESULT_BYTES >> 30} GiB")
-            buffers, descriptors, fds = [], [], []
+            buffers, descriptors = [], []
             for spec in specs:
-                buffer, descriptor, tensor_fds = lent.allocate(
-                    spec["shape"], getattr(torch, spec["dtype"]), spec["device"]
-                )
+                buffer, descriptor = lender.allocate(spec["shape"], getattr(torch, spec["dtype"]), spec["device"])
                 buffer.fill_(float("nan") if buffer.is_floating_point() else -1)  # a value never written shows
                 buffers.append(buffer)
                 descriptors.append(descriptor)
-                fds += tensor_fds
-            if any(b.is_cuda for b in buffers):
+            if lender.cuda:
                 torch.cuda.synchronize()
+            fds, lender.fds = lender.fds, []
             self.send({"event": "buffers", "n": n, "outputs": descriptors}, fds)
             copied = self.expect("copied")
             self.facts["launches"] += _count(copied.get("launches"))
             private = [buffer.clone() for buffer in buffers]
             self._write_back(pairs)
         finally:
-            lent.close()
+            lender.close()
         result = _rebuild(structure, iter(private))
         return _perturbed(result, torch) if self.perturb else result
 
@@ -134,20 +134,6 @@ class KernelProxy:
         self.facts["answered_to_the_end"] = True
 
     # -- arguments
-
-    def _encode(self, value: object, lent: wire.SharedTensors, pairs: list, fds: list[int]) -> dict:
-        torch = self.torch
-        if isinstance(value, torch.Tensor):
-            shared, descriptor, tensor_fds = lent.allocate(list(value.shape), value.dtype, value.device)
-            shared.copy_(value.detach())
-            pairs.append((value, shared))
-            fds += tensor_fds
-            return {"tensor": descriptor}
-        if type(value) in (list, tuple) and _holds_tensor(value, torch):
-            return {type(value).__name__: [self._encode(item, lent, pairs, fds) for item in value]}
-        if type(value) is dict and all(type(k) is str for k in value) and _holds_tensor(list(value.values()), torch):
-            return {"dict": [[k, self._encode(v, lent, pairs, fds)] for k, v in value.items()]}
-        return {"value": wire.pack_object(value)}
 
     def _write_back(self, pairs: list) -> None:
         """What the kernel wrote into its arguments shows in the test's tensors, as it would after a direct call
@@ -192,15 +178,6 @@ def _send_with_fds(sock: socket.socket, message: dict, fds: list[int]) -> None:
     finally:
         for fd in fds:
             os.close(fd)
-
-
-def _holds_tensor(values: list | tuple, torch) -> bool:  # noqa: ANN001
-    return any(
-        isinstance(v, torch.Tensor)
-        or (type(v) in (list, tuple) and _holds_tensor(v, torch))
-        or (type(v) is dict and _holds_tensor(list(v.values()), torch))
-        for v in values
-    )
 
 
 def _unchanged(original, shared, torch) -> bool:  # noqa: ANN001
