@@ -11,10 +11,10 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 for step in "$@"; do
   case $step in
     corpus)
-      timeout 200 python3 tests/corpus_runner.py --device cuda --workers 4 --timeout 120 --out "$OUT/corpus-gpu.md" \
+      timeout 150 python3 tests/corpus_runner.py --device cuda --workers 6 --timeout 120 --out "$OUT/corpus-gpu.md" \
         > "$OUT/corpus.log" 2>&1; echo "corpus exit $?"; sed -n 3,4p "$OUT/corpus-gpu.md" ;;
     latency)
-      timeout 150 python3 benchmarks/verify_latency.py --device cuda --runs 3 > "$OUT/latency.md" 2>&1
+      timeout 120 python3 benchmarks/verify_latency.py --device cuda --runs 2 > "$OUT/latency.md" 2>&1
       echo "latency exit $?"; grep -A4 "^| machine" "$OUT/latency.md" ;;
     kernelbench)
       [ -f .kbresults/kernelbench.jsonl ] && cp .kbresults/kernelbench.jsonl "$OUT/kernelbench.jsonl"

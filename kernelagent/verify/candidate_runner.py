@@ -119,7 +119,7 @@ def receive_lent(device: str) -> tuple[dict, list, list]:
     init, fds = channel.next()
     state = {d["name"]: wire.map_tensor(d, fds, keep) for d in init["state"]}
     lent, fds = channel.next()
-    inputs = [wire.map_tensor(d, fds, keep) if "kind" in d else wire.unpack_object(d["value"]) for d in lent["inputs"]]
+    inputs = [_lent_value(d, fds, keep) for d in lent["inputs"]]
     inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
     seed = init["config"]["seed"]
     return {"init_inputs": wire.unpack_object(init["init_inputs"]), "state_dict": state, "seed": seed}, inputs, keep
@@ -128,7 +128,7 @@ def receive_lent(device: str) -> tuple[dict, list, list]:
 def run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, config, torch, guard) -> dict:  # noqa: ANN001, PLR0913
     """One input draw: map the judge's inputs and output buffers, run forward under the guard, copy into the buffers."""
     inputs = [
-        wire.map_tensor(d, fds, keep) if "kind" in d else wire.unpack_object(d["value"]) for d in message["inputs"]
+        _lent_value(d, fds, keep) for d in message["inputs"]
     ]
     buffers = [wire.map_tensor(d, fds, keep) if "kind" in d else None for d in message["outputs"]]
     recorder.evidence.next_phase()
@@ -155,6 +155,14 @@ def run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, confi
         "structure": structure,
         **state,
     }
+
+
+def _lent_value(descriptor: dict, fds: list[int], keep: list) -> object:
+    if "kind" in descriptor:
+        return wire.map_tensor(descriptor, fds, keep)
+    if "number" in descriptor:
+        return descriptor["number"]
+    return wire.unpack_object(descriptor["value"])  # another Python value from the judge (rare; before arming in init)
 
 
 def flatten_result(value: object) -> list:

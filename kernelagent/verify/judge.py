@@ -275,6 +275,8 @@ class Session:
                 descriptor, tensor_fds = self.lent.lend(x, copy=False)  # the reference has already run on it
                 lent_inputs.append(descriptor)
                 fds += tensor_fds
+            elif type(x) in (int, float, bool):
+                lent_inputs.append({"number": x})  # no pickle for what JSON can carry
             else:
                 lent_inputs.append({"value": wire.pack_object(x)})
         return lent_inputs, fds

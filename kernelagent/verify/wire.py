@@ -167,7 +167,7 @@ class SharedTensors:
 
         self._keep.append(tensor)
         _rebuild, args = reduce_tensor(tensor)
-        return {**_descriptor(tensor, "cuda"), "ipc": pack_object(args)}
+        return {**_descriptor(tensor, "cuda"), "ipc": [_encode_ipc(value) for value in args]}
 
     def _lend_cpu(self, tensor: Any) -> tuple[dict, list[int]]:
         shared, fd = _memfd_tensor(list(tensor.shape), tensor.dtype, self._keep)
@@ -207,7 +207,7 @@ def map_tensor(descriptor: dict, fds: list[int], keep: list[Any]) -> Any:
     if descriptor["kind"] == "cuda":
         from torch.multiprocessing.reductions import rebuild_cuda_tensor
 
-        tensor = rebuild_cuda_tensor(*unpack_object(descriptor["ipc"]))
+        tensor = rebuild_cuda_tensor(*[_decode_ipc(value) for value in descriptor["ipc"]])
         keep.append(tensor)
         return tensor
     fd = fds.pop(0)
@@ -222,3 +222,58 @@ def map_tensor(descriptor: dict, fds: list[int], keep: list[Any]) -> Any:
         numel *= int(dim)
     flat = torch.frombuffer(mapped, dtype=torch.uint8, count=size)
     return flat[: numel * torch.empty((), dtype=dtype).element_size()].view(dtype).view(descriptor["shape"])
+
+
+# CUDA IPC handles as JSON: torch's reduction yields classes, a dtype, a size, handles (bytes) and numbers. They travel
+# without pickle, so the candidate's runner never unpickles anything once candidate code may run.
+def _ipc_types() -> dict[str, Any]:
+    import torch
+
+    return {
+        "Tensor": torch.Tensor,
+        "Parameter": torch.nn.Parameter,
+        "UntypedStorage": torch.UntypedStorage,
+        "TypedStorage": torch.storage.TypedStorage,
+    }
+
+
+def _encode_ipc(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, type):
+        names = {cls: name for name, cls in _ipc_types().items()}
+        if value not in names:
+            raise TypeError(f"unexpected type in a CUDA IPC handle: {value!r}")
+        return {"type": names[value]}
+    if isinstance(value, torch.dtype):
+        return {"dtype": str(value).removeprefix("torch.")}
+    if isinstance(value, torch.Size):
+        return {"size": list(value)}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}
+    if isinstance(value, bytes):
+        return {"bytes": base64.b64encode(value).decode()}
+    if isinstance(value, (tuple, list)):
+        return {"tuple": [_encode_ipc(v) for v in value]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"unexpected value in a CUDA IPC handle: {type(value).__name__}")
+
+
+def _decode_ipc(value: Any) -> Any:
+    import torch
+
+    if not isinstance(value, dict):
+        return value
+    (kind, payload), = value.items()
+    if kind == "type":
+        return _ipc_types()[payload]
+    if kind == "dtype":
+        return getattr(torch, payload)
+    if kind == "size":
+        return torch.Size(payload)
+    if kind == "device":
+        return torch.device(payload)
+    if kind == "bytes":
+        return base64.b64decode(payload)
+    return tuple(_decode_ipc(v) for v in payload)
