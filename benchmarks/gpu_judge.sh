@@ -10,6 +10,10 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 for step in "$@"; do
   case $step in
+    smoke)  # one honest candidate through the real judge: stop the call here (and save device time) if it fails
+      timeout 120 python3 tests/attack_runner.py tests/corpus/honest/softmax__multi_row.py tests/corpus/problems/softmax.py \
+        --device cuda > "$OUT/smoke.json" 2>&1
+      grep -q '"passed": true' "$OUT/smoke.json" || { echo "smoke failed"; head -c 3000 "$OUT/smoke.json"; exit 1; } ;;
     corpus)
       timeout 150 python3 tests/corpus_runner.py --device cuda --workers 6 --timeout 120 --out "$OUT/corpus-gpu.md" \
         > "$OUT/corpus.log" 2>&1; echo "corpus exit $?"; sed -n 3,4p "$OUT/corpus-gpu.md" ;;
