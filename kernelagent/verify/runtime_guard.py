@@ -172,9 +172,7 @@ REFUSED_EVENTS = frozenset(
     {
         "os.fork",
         "os.forkpty",
-        "os.posix_spawn",
         "os.spawn",
-        "os.exec",
         "os.system",
         "os.kill",
         "os.killpg",
@@ -232,9 +230,9 @@ class AuditGuard:
             return event
         if event.startswith("ctypes."):
             return event
-        if event == "subprocess.Popen":
+        if event in ("subprocess.Popen", "os.posix_spawn", "os.exec"):  # posix_spawn/exec: how Popen starts it
             program = os.path.basename(str(args[0])) if args else "?"
-            return None if program in ALLOWED_PROGRAMS else f"subprocess.Popen({program})"
+            return None if program in ALLOWED_PROGRAMS else f"{event}({program})"
         if event == "sys._getframe":
             frame = args[0] if args else None
             code = getattr(frame, "f_code", None)
