@@ -203,7 +203,7 @@ expected = (x.double() * 2).float()
 result = kernel_function(x, out)
 assert result is None
 torch.testing.assert_close(out, expected)
-nested = kernel_function(x, out, nested=True)
+nested = kernel_function(x, out, nested=True, dtype=torch.float32, sizes=(torch.Size([300]), b'x'))
 assert type(nested) is tuple and nested[1] == 3 and nested[2] is None and type(nested[0]) is list
 torch.testing.assert_close(nested[0][0], expected)
 """
@@ -221,7 +221,8 @@ def double_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
     tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=mask) * 2, mask=mask)
 
 
-def kernel_function(x, out, nested=False):
+def kernel_function(x, out, nested=False, dtype=None, sizes=None):
+    assert dtype in (None, torch.float32) and sizes in (None, (torch.Size([300]), b'x'))
     double_kernel[(triton.cdiv(x.numel(), 128),)](x, out, x.numel(), BLOCK=128)
     if nested:
         return ([out], 3, None)
@@ -229,7 +230,7 @@ def kernel_function(x, out, nested=False):
 """
 
 
-def test_writes_into_arguments_and_nested_results_reach_the_test(tmp_path):
+def test_writes_into_arguments_dtype_arguments_and_nested_results_reach_the_test(tmp_path):
     run, verdict = check(tmp_path, OUT_ARGUMENT_KERNEL, OUT_ARGUMENT_TEST)
     assert verdict["passed"], (verdict, run.report)
     assert verdict["details"]["calls"] == 2

@@ -27,7 +27,7 @@ from kernelagent.verify.loading import InterfaceError, load_module
 
 _OWN_FILES = frozenset(
     str(Path(__file__).resolve().parent / name)
-    for name in ("kernel_server.py", "candidate_runner.py", "runtime_guard.py", "wire.py")
+    for name in ("kernel_server.py", "call_wire.py", "candidate_runner.py", "runtime_guard.py", "wire.py")
 )
 MAX_RESULT_DEPTH = 8
 
