@@ -7,7 +7,17 @@ from pathlib import Path
 
 import jinja2
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _prompts_dir() -> Path:
+    """Installed (`pip install .`): the templates ship as kernelagent/prompts/ (setup.py maps the top-level prompts/
+    there). From the source tree (and an editable install): the repository's prompts/."""
+    installed = _PACKAGE / "prompts"
+    return installed if installed.is_dir() else _PACKAGE.parent / "prompts"
+
+
+PROMPTS_DIR = _prompts_dir()
 
 
 @lru_cache(maxsize=1)
