@@ -3,7 +3,7 @@
 #                 the bundled SCRIPTED endpoint
 #   make test   - installs the package with its dev extras into .venv, then runs the test suite (CPU, Triton
 #                 interpreter)
-# Editing pyproject.toml re-installs on the next make.
+# Editing pyproject.toml or setup.py re-installs on the next make.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -31,7 +31,7 @@ $(PY):
 # torch first, pinned: a usable torch already importable (a CUDA build on a GPU machine) is kept; else torch==2.13.0
 # from the configured index (this workplace's mirror has the CPU build), else the same version from PyTorch's CPU
 # index. Never an unpinned `torch`: on a CPU machine pip would pull a multi-GB CUDA build.
-$(DEMO_STAMP): pyproject.toml $(PY)
+$(DEMO_STAMP): pyproject.toml setup.py $(PY)
 	if $(PY) -c "$(HAS_TORCH)" 2>/dev/null; then \
 	  $(PY) -c "import torch; print('keeping torch', torch.__version__, '(cuda)' if torch.cuda.is_available() else '')"; \
 	else \
