@@ -33,6 +33,32 @@ from kernelagent.spec import load_problem
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Spec in, verified Triton kernel out.")
 
+# --help: Rich lays it out for 80 columns when it sees no terminal (a pipe, CI, `| less`), which cut long option
+# descriptions with "...". Without a terminal and without a width given (COLUMNS, TERMINAL_WIDTH), use 120.
+HELP_WIDTH = 120
+
+
+def _tidy_help() -> None:
+    import typer.core
+    import typer.rich_utils
+
+    if not (os.environ.get("COLUMNS") or os.environ.get("TERMINAL_WIDTH") or sys.stdout.isatty()):
+        typer.rich_utils.MAX_WIDTH = HELP_WIDTH
+    # A flag takes no value: no `<bool>` in its type column (typer >= 0.2x shows one for every option).
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if shown is not None and not getattr(shown, "_flags_hidden", False):
+        def display_type_rich(self, ctx):  # noqa: ANN001, ANN202
+            return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+        display_type_rich._flags_hidden = True
+        option.display_type_rich = display_type_rich
+
+
+_tidy_help()
+
+
+
 SpecArg = typer.Argument(..., help="Markdown spec or KernelBench problem .py file.")
 SizeOpt = typer.Option([], "--size", help="NAME=INT: override a size constant of the reference (repeatable).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Print only the final line (errors still go to stderr).")

@@ -106,3 +106,19 @@ def test_graph_command_prints_the_pipeline():
     assert done.returncode == 0
     for node in ("load_spec", "generate_test", "generate_seeds", "verify", "refine", "select"):
         assert node in done.stdout
+
+
+def test_run_help_is_whole_without_a_terminal():
+    """`run --help` piped, COLUMNS unset: no option description cut with an ellipsis, no `<bool>` on a flag."""
+    env = {k: v for k, v in cli_env().items() if k not in ("COLUMNS", "LINES", "TERMINAL_WIDTH")}
+    done = cli("run", "--help", env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "…" not in text and "<bool>" not in text
+    flat = " ".join(line.strip("│ ") for line in text.splitlines())
+    flat = " ".join(flat.split())
+    assert "postgresql://user@host:port/db (env KERNELAGENT_CHECKPOINT_URL; default: SQLite)." in flat
+    assert "Verify in warm forked workers (default) or a cold process each." in flat
+    assert "USD per 1M output tokens (env KERNELAGENT_PRICE_OUT)." in flat
+    for flag in ("--collect-all", "--allow-tf32", "--quiet", "--json-logs", "--autotune"):
+        assert flag in text
