@@ -65,6 +65,14 @@ class NoKernelPassed(KernelAgentError):
     exit_code = 4
 
 
+class NoTrustworthyTest(KernelAgentError):
+    """A spec without a reference, and the LLM wrote no test that rejects the deliberately wrong kernels within its
+    attempts: there is nothing to verify a kernel against. Not resumable (the stored replies would fail the same way);
+    add a PyTorch reference to the spec."""
+
+    exit_code = 8
+
+
 class EnvironmentFault(KernelAgentError):
     """The machine, not the input or KernelAgent: a full or read-only disk, a corrupt database or run file. Fix what
     the message names, then resume."""

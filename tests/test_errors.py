@@ -212,3 +212,24 @@ def test_llm_failure_mid_run_leaves_an_interrupted_run_that_resume_finishes(scri
     assert json.loads((run_dir / "result.json").read_text())["status"] == "passed"
     # The seed's reply and verdict were kept: only the failed refinement was asked again.
     assert server.count(task="seed") == 1 and server.count(task="refine") == 2
+
+
+def test_no_trustworthy_test_has_its_own_exit_code(monkeypatch, tmp_path):
+    """A spec without a reference whose LLM never writes a usable test: exit 8 (not 1, which means a bug), and the
+    message says to add a reference."""
+    from kernelagent.errors import EXIT_INTERNAL, RESUMABLE_EXIT_CODES, NoTrustworthyTest
+    from kernelagent.verify import test_mode
+
+    class Store:
+        def path(self, *parts: str):
+            return tmp_path.joinpath(*parts)
+
+    monkeypatch.setattr(test_mode, "ask_recorded", lambda *a, **k: "I cannot write that test.")
+    with pytest.raises(NoTrustworthyTest, match="no trustworthy test after 2 attempts") as caught:
+        test_mode.generate_validated_test(
+            store=Store(), problem={"name": "p", "description": "d", "reference": None}, device="cpu", settings=LLMSettings(model="m", base_url=None),
+            attempts=2, timeout_s=10, cache_dir=tmp_path, meta={},
+        )
+    assert "Add a PyTorch reference" in str(caught.value)
+    assert caught.value.exit_code == NoTrustworthyTest.exit_code == 8
+    assert 8 != EXIT_INTERNAL and 8 not in RESUMABLE_EXIT_CODES

@@ -105,9 +105,9 @@ def generate_validated_test(
             "rejected_tests": rejections,
             "summary": f"LLM-written test, validated against {len(WRONG_KERNELS)} wrong kernels",
         }
-    from kernelagent.errors import KernelAgentError
+    from kernelagent.errors import NoTrustworthyTest
 
-    raise KernelAgentError(
+    raise NoTrustworthyTest(
         f"no trustworthy test after {attempts} attempts: "
         + "; ".join(f"attempt {r['attempt']}: {r['reason']}" for r in rejections)
         + ". Add a PyTorch reference to the spec so the product can build the check itself."
