@@ -40,8 +40,9 @@ def definition(path: Path, name: str) -> str:
     """The source of a top-level def/class/assignment `name`, decorators included, exactly as published."""
     source = path.read_text()
     for node in ast.parse(source).body:
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
         names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else [
-            t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            t.id for t in targets if isinstance(t, ast.Name)]
         if name in names:
             start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
             return "\n".join(source.splitlines()[start - 1: node.end_lineno])
