@@ -2,7 +2,9 @@
 ModelNew for KernelBench-style problems. Nothing of theirs is committed here: the manifest names each kernel's
 package, version, licence and file; `take` lists the top-level definitions copied verbatim from that file (decorators
 included); the wrapper (ours) supplies imports and the launch. A wrong variant applies a textual edit (`patch`) to
-the assembled source and must be rejected.
+the assembled source and must be rejected. ADAPT removes a package's launch glue from the copied kernels. An entry
+with `judge_issue` is an honest kernel the judge wrongly rejects today (a finding, kept in the corpus and counted as a
+false reject in the table).
 
     python tests/thirdparty/build.py [--out docs/thirdparty-cpu.md] [--only NAME ...]
 """
@@ -22,6 +24,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+# Launch glue of a package, taken out of its kernels as they are copied (never the math): flag-gems wraps each kernel
+# in `@libentry()` (a launch cache around the JITFunction; the policy refuses a decorator call as import-time code)
+# and calls its own `program_id` (copied verbatim from flag_gems/utils/triton_lang_extension.py) through the module
+# alias `tle`, which a candidate cannot import.
+ADAPT: dict[str, list[tuple[str, str]]] = {
+    "flag-gems": [("@libentry()\n", ""), ("tle.program_id(", "program_id(")],
+}
 
 
 def manifest() -> list[dict]:
@@ -58,6 +69,8 @@ def candidate_source(entry: dict) -> str:
         package_dir, _, inner = relative.partition("/")
         taken.append(definition(installed_file(package_dir, inner), name))
     source = header + "\n\n".join(taken) + "\n\n" + footer
+    for find, replace in ADAPT.get(entry["package"], []):
+        source = source.replace(find, replace)
     for find, replace in entry.get("patch", []):
         assert find in source, (entry["name"], find)
         source = source.replace(find, replace, 1)
@@ -77,7 +90,10 @@ def check_versions() -> list[str]:
     return sorted(set(wrong))
 
 
-def run(device: str, work: Path, names: list[str] | None = None, timeout_s: float = 120.0) -> list[dict]:
+def run(device: str, work: Path, names: list[str] | None = None, timeout_s: float = 120.0,
+        workers: int = 2) -> list[dict]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from corpus_runner import matches, observed_reason
 
     from kernelagent.verify.verifier import prepare_reference, verify_reference_candidate
@@ -86,14 +102,19 @@ def run(device: str, work: Path, names: list[str] | None = None, timeout_s: floa
     harnesses = {p: prepare_reference(reference_source=(HERE / "problems" / p).read_text(), harness_dir=work / p,
                                       device=device, draws=2, sizes={}, precision="spec", seed=1234, timeout_s=300,
                                       cache_dir=work / "triton-cache") for p in sorted({e["problem"] for e in entries})}
-    rows = []
-    for i, entry in enumerate(entries):
+
+    def judge(index_entry: tuple[int, dict]) -> dict:
+        i, entry = index_entry
         verdict = verify_reference_candidate(candidate_source(entry), harnesses[entry["problem"]],
                                              work / "candidates" / str(i), timeout_s=timeout_s)
         ok = matches(entry, verdict) or (entry["expected"] == "pass"
                                          and verdict.get("failure_class") == "interpreter_unsupported")
-        rows.append({**entry, "verdict": verdict, "got": observed_reason(verdict) or "pass", "ok": ok})
-    return rows
+        # A known judge issue: the honest kernel is still rejected (a finding); ok stays False, `known` says why.
+        return {**entry, "verdict": verdict, "got": observed_reason(verdict) or "pass", "ok": ok,
+                "known": bool(entry.get("judge_issue")) and not ok}
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(judge, enumerate(entries)))
 
 
 def render_table(rows: list[dict], device: str, seconds: float) -> str:
@@ -101,6 +122,7 @@ def render_table(rows: list[dict], device: str, seconds: float) -> str:
     false_reject = sum(1 for r in honest if not r["verdict"]["passed"] and r["got"] != "interpreter_unsupported")
     unsupported = sum(1 for r in honest if r["got"] == "interpreter_unsupported")
     false_pass = sum(1 for r in rows if r["expected"] == "reject" and r["verdict"]["passed"])
+    known = [r for r in rows if r.get("known")]
     lines = [
         f"# Third-party Triton corpus ({device})",
         "",
@@ -109,16 +131,26 @@ def render_table(rows: list[dict], device: str, seconds: float) -> str:
         f"{len(rows) - len(honest)} wrong variants in {seconds:.0f}s.",
         f"False rejects: **{false_reject}**. Interpreter-unsupported: **{unsupported}**. False passes: "
         f"**{false_pass}**.",
+        f"Of the false rejects, {len(known)} are known judge issues (⚠, listed under the table): honest published "
+        "kernels the judge wrongly rejects today, kept in the corpus as findings.",
         "",
         "| kernel | package | licence | expected | got | verdict reason |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        mark = "" if r["ok"] else " ❌"
+        mark = "" if r["ok"] else " ⚠" if r.get("known") else " ❌"
         reason = r["verdict"]["reason"].replace("|", "\\|").replace("\n", " ")[:120]
         expected = "pass" if r["expected"] == "pass" else r["reason"]
         lines.append(f"| `{r['name']}` | {r['package']} {r['version']} | {r['licence']} | {expected} | "
                      f"{r['got']}{mark} | {reason} |")
+    if known:
+        lines += ["", "Known judge issues:", ""]
+        lines += [f"- `{r['name']}`: {r['judge_issue']}" for r in known]
+    lines += ["", "Not in the corpus: published kernels that fail under the pinned Triton 3.9 itself (the judge is right "
+              "to reject them): liger-kernel 0.8.5 `_softmax_multi_block_forward_kernel` calls `tl.float32(-inf)` "
+              "(a tl.dtype is not callable; liger only launches it past 65536 columns, where calculate_settings "
+              "already raises), and flag-gems 5.0.2 `l1_norm_kernel_1/2` (vector_norm's general `ord`) call the builtin "
+              "`pow` on tl.tensors, which define no `__pow__`."]
     return "\n".join(lines) + "\n"
 
 
@@ -137,7 +169,7 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(table)
     print(table)
-    return 0 if all(r["ok"] for r in rows) else 1
+    return 0 if all(r["ok"] or r["known"] for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,19 @@
+"""Log-softmax over the last dimension."""
+import torch
+import torch.nn as nn
+
+ROWS = 8
+COLS = 500
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.log_softmax(x, dim=-1)
+
+
+def get_inputs():
+    return [torch.randn(ROWS, COLS)]
+
+
+def get_init_inputs():
+    return []

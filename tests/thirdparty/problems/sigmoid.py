@@ -1,0 +1,19 @@
+"""Elementwise sigmoid."""
+import torch
+import torch.nn as nn
+
+ROWS = 8
+COLS = 500
+
+
+class Model(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+
+def get_inputs():
+    return [torch.randn(ROWS, COLS)]
+
+
+def get_init_inputs():
+    return []
