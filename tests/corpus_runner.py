@@ -21,11 +21,22 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 sys.path.insert(0, str(ROOT))
 
+from kernelagent.verify import verifier  # noqa: E402
 from kernelagent.verify.verifier import prepare_reference, verify_reference_candidate  # noqa: E402
+
+# Judged with the static policy bypassed: the judge and the sandbox must reject these on their own.
+JUDGE_ALONE = "reject (judge alone)"
+# Outputs of these are right: only the guard's evidence can reject them, so a numerical verdict would be luck.
+GUARD_CLASSES = {"guard bypass"}
 
 
 def manifest() -> list[dict]:
-    return json.loads((CORPUS / "manifest.json").read_text())
+    """The policy corpus (honest + adversarial) and the attacks on the judge itself (judge_attacks/)."""
+    attacks = json.loads((CORPUS / "judge_attacks" / "manifest.json").read_text())
+    return json.loads((CORPUS / "manifest.json").read_text()) + [
+        {**a, "expected": "reject", "reason": JUDGE_ALONE, "trick": f"[{a['class']}] {a['trick']}", "bypass_policy": True}
+        for a in attacks
+    ]
 
 
 def observed_reason(verdict: dict) -> str | None:
@@ -54,6 +65,8 @@ def matches(entry: dict, verdict: dict) -> bool:
         return bool(verdict["passed"])
     if verdict["passed"]:
         return False
+    if entry.get("bypass_policy"):
+        return entry["class"] not in GUARD_CLASSES or verdict["failure_class"] in ("policy_violation", "tamper")
     expected = entry["reason"]
     if expected.startswith("policy_violation:"):
         rules = verdict.get("details", {}).get("rules") or [verdict.get("rule")]
@@ -79,9 +92,12 @@ def run_corpus(device: str, work: Path, timeout_s: float = 60.0, workers: int = 
     def judge(index_entry: tuple[int, dict]) -> dict:
         index, entry = index_entry
         code = (CORPUS / entry["candidate"]).read_text()
-        verdict = verify_reference_candidate(
-            code, harnesses[entry["problem"]], work / "candidates" / str(index), timeout_s=timeout_s
-        )
+        harness, workdir = harnesses[entry["problem"]], work / "candidates" / str(index)
+        if entry.get("bypass_policy"):
+            options = {"entry": "ModelNew", "dtype": harness.get("dtype"), "gpu_memory_bytes": harness.get("gpu_memory_bytes")}
+            verdict = verifier._run_judged(code, harness, workdir, timeout_s, options)
+        else:
+            verdict = verify_reference_candidate(code, harness, workdir, timeout_s=timeout_s)
         entry = {**entry, "reason": expected_reason(entry, device)}
         return {**entry, "verdict": verdict, "got": observed_reason(verdict) or "pass", "ok": matches(entry, verdict)}
 
@@ -108,7 +124,8 @@ def render_table(rows: list[dict], device: str, seconds: float) -> str:
         expected = "pass" if r["expected"] == "pass" else r["reason"]
         mark = "" if r["ok"] else " ❌"
         reason = r["verdict"]["reason"].replace("|", "\\|").replace("\n", " ")[:140]
-        lines.append(f"| `{r['candidate']}` | {r.get('trick', '')} | {expected} | {r['got']}{mark} | {reason} |")
+        trick = r.get("trick", "").replace("|", "\\|")
+        lines.append(f"| `{r['candidate']}` | {trick} | {expected} | {r['got']}{mark} | {reason} |")
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,7 @@ def test_corpus_has_no_false_pass_no_false_reject_and_every_reason_right(tmp_pat
     wrong_reasons = [(r["candidate"], r["reason"], r["got"]) for r in rows if not r["ok"]]
     assert false_passes == [] and false_rejects == [] and wrong_reasons == []
     assert sum(r["expected"] == "pass" for r in rows) >= 12 and sum(r["expected"] == "reject" for r in rows) >= 60
+    assert sum(r.get("bypass_policy", False) for r in rows) >= 20  # the judge attacked with the policy out of the way
 
     recorded = table_rows(TABLE.read_text())
     assert recorded == table_rows(render_table(rows, "cpu", 0)), (

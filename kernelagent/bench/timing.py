@@ -5,13 +5,15 @@ On a CPU harness nothing is timed: the Triton interpreter's times say nothing ab
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from kernelagent.runs.store import read_json, write_json
-from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env
+from kernelagent.runs.store import write_json
+from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env, write_into_candidate_folder
 from kernelagent.verify.verifier import child_env, confines_filesystem, judge_of, sandbox_runner, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
@@ -180,14 +182,31 @@ def _run_child(workdir: Path, config: dict, harness: dict, timeout_s: float) -> 
             )
 
         _outcome, run = judge_of(harness, gpu, timeout_s).session({"kind": "lend"}, run_child)
-    (workdir / "sandbox.log").write_text(f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}")
-    report = read_json(workdir / "report.json", {}) or {}
+    write_into_candidate_folder(
+        workdir / "sandbox.log", f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}"
+    )
+    report = _read_report(workdir / "report.json")
     _record_slot(report, gpu)
     if run.timed_out:
         return report, f"timed out after {timeout_s:.0f}s"
     if run.returncode != 0 or run.signal_name:
         return report, f"the timing process failed (exit {run.returncode}, {run.signal_name}): {_last_line(run.stderr)}"
     return report, None
+
+
+def _read_report(path: Path, limit: int = 1 << 22) -> dict:
+    """The timing child's report: a regular file in its folder (never a link it planted), at most 4 MiB."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return {}
+    with os.fdopen(fd, "rb") as report:
+        data = report.read(limit + 1)
+    try:
+        value = json.loads(data) if len(data) <= limit else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _record_slot(report: dict, gpu: str | None) -> None:

@@ -6,6 +6,7 @@ from kernelagent.sandbox.runner import (
     apply_limits_in_child,
     run_sandboxed,
     scrubbed_env,
+    write_into_candidate_folder,
 )
 from kernelagent.sandbox.slots import GpuSlots, gpu_placement, pinned_env, shared_slots
 from kernelagent.sandbox.warm import WarmPool, WarmPoolError, run_sandboxed_warm, shared_pool
@@ -24,4 +25,5 @@ __all__ = [
     "scrubbed_env",
     "shared_pool",
     "shared_slots",
+    "write_into_candidate_folder",
 ]

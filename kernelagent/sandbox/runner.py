@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,6 +131,21 @@ class SandboxResult:
         if self.signal_name:
             return f"[killed by {self.signal_name}]"
         return ""
+
+
+def write_into_candidate_folder(path: Path, text: str) -> None:
+    """Write a file of ours into a folder a candidate could write: whatever it left at that name (a symlink to a
+    file elsewhere, say) is removed first, and the new file is created without following links."""
+    path = Path(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as out:
+        out.write(text)
 
 
 def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -68,6 +68,7 @@ def main(workdir: str) -> int:
         import_s = round(time.perf_counter() - started, 3)
         guard.refuse_python_threads()
         guard.seal_dispatch()
+        guard.seal_data_exits(counter.inside)
         recorder = guard.OpRecorder(evidence)
         counter.recorder = recorder
         audit.armed = True

@@ -34,7 +34,12 @@ from kernelagent.verify.loading import load_module, pick_device
 LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Extra draws beyond get_inputs(): the same inputs scaled, where the reference stays finite (catches overflow that
 # unit-scale data hides, e.g. exp without max-subtraction in fp16, and absolute epsilons that hide small data).
-MAGNITUDES = (16.0, 1 / 16)
+# x64 reaches past exp's fp32 range (88) from unit normals; an outside attacker passed a softmax without
+# max-subtraction and a relu that is wrong only above |x| = 100 when the scales were x16 and x1/16.
+MAGNITUDES = (64.0, 1 / 64)
+# Second-shape fallbacks for problems whose sizes are literals in get_inputs(): the drawn inputs cut to an odd,
+# smaller extent along one dimension, tried in this order until the reference accepts one and its output changes.
+SLICINGS = ("dim 0 of every input", "dim 0 of the first input", "last dim of every input")
 _CONTROL_LIMIT = 1 << 20
 
 
@@ -45,6 +50,7 @@ class Draw:
     label: str
     scale: float = 1.0
     sizes: dict[str, int] = field(default_factory=dict)  # a second shape: size constants changed for get_inputs()
+    slicing: str | None = None  # a second shape for literal sizes: one of SLICINGS
 
 
 class Reference:
@@ -70,9 +76,9 @@ class Reference:
         self.state = state
         self.init_inputs = init_inputs
         self.high = self._float64_twin_or_none(model)
-        self.plan = self._plan(int(config["draws"]), bool(config.get("extra_draws", True)))
         self.mutates_inputs = False
         self.description = self._describe_first_draw()
+        self.plan = self._plan(int(config["draws"]), bool(config.get("extra_draws", True)))
 
     # -- drawing and running
 
@@ -87,6 +93,8 @@ class Reference:
                     inputs = [_to_device(x, self.device) for x in self.problem.get_inputs()]
             finally:
                 _restore_sizes(self.problem, saved)
+            if spec.slicing:
+                inputs = _sliced(inputs, spec.slicing)
             if self.low is not None:
                 inputs = [x.to(self.low) if _is_float(x) else x for x in inputs]
             if spec.scale != 1.0:
@@ -138,7 +146,23 @@ class Reference:
             second = self._second_shape()
             if second:
                 plan.append(Draw("second shape " + ",".join(f"{k}={v}" for k, v in second.items()), sizes=second))
+            else:
+                plan += self._sliced_shape()
         return plan
+
+    def _sliced_shape(self) -> list[Draw]:
+        """The first SLICINGS entry the reference accepts with a changed output shape (none: no second shape)."""
+        base = [entry.get("shape") for entry in self.description["outputs"]] if hasattr(self, "description") else None
+        for slicing in SLICINGS:
+            spec = Draw(f"second shape: {slicing} cut to an odd length", slicing=slicing)
+            try:
+                _inputs, _high, low = self.draw(spec, high=False)
+            except Exception:  # noqa: BLE001 - the reference rejects that shape: try the next way
+                continue
+            shapes = [list(x.shape) if isinstance(x, torch.Tensor) else None for x in low]
+            if _all_finite(low) and shapes != base:
+                return [spec]
+        return []
 
     def _second_shape(self) -> dict[str, int]:
         """Size constants that only get_inputs() reads, each changed to an odd, smaller value; {} when none can be."""
@@ -481,6 +505,22 @@ def _structure_problem(structure: object, low: list, device: str) -> str | None:
         if entry.get("device") != torch.device(device).type:
             return f"{where}: on {_short(entry.get('device'))}, the reference's outputs are on {device}"
     return None
+
+
+def _sliced(inputs: list, slicing: str) -> list:
+    """Inputs cut along one dimension to an odd length about half the original (tensors of extent >= 3 there)."""
+    first_tensor = next((i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.dim()), None)
+    out = []
+    for i, x in enumerate(inputs):
+        cut = (
+            isinstance(x, torch.Tensor) and x.dim() > 0 and (slicing != "dim 0 of the first input" or i == first_tensor)
+        )
+        dim = -1 if slicing.startswith("last") else 0
+        if cut and x.shape[dim] >= 3:
+            length = x.shape[dim] // 2 + 1 if (x.shape[dim] // 2 + 1) % 2 else x.shape[dim] // 2 + 2
+            x = x.narrow(dim, 0, min(length, x.shape[dim] - 1)).contiguous()
+        out.append(x)
+    return out
 
 
 def _all_finite(values: list) -> bool:

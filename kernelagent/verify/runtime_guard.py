@@ -124,6 +124,7 @@ class LaunchCounter:
     def __init__(self) -> None:
         self.launches = 0
         self.recorder: OpRecorder | None = None
+        self.inside = lambda: getattr(self._depth, "value", 0) > 0
         self.mode_lost = False
         self._depth = threading.local()
 
@@ -279,14 +280,50 @@ _DISPATCH_SWITCHES = (
 )
 
 
+# Reading the mode stack hands out the recorder itself (and with it the evidence it has not yet sent).
+_MODE_GETTERS = (
+    ("torch.utils._python_dispatch", "_get_current_dispatch_mode"),
+    ("torch.utils._python_dispatch", "_get_current_dispatch_mode_stack"),
+    (torch._C, "_get_dispatch_stack_at"),
+    (torch._C, "_get_dispatch_mode"),
+)
+# Ways to read tensor data into Python or NumPy, where arithmetic no dispatch mode sees can happen. Triton's
+# interpreter never needs them, and a launch (counted) is where it runs: they are refused outside launches only.
+_DATA_EXITS = (
+    (torch.Tensor, "tolist"),
+    (torch.Tensor, "numpy"),
+    (torch.Tensor, "__array__"),
+    (torch.Tensor, "__dlpack__"),
+    (torch.UntypedStorage, "tolist"),
+    (torch.UntypedStorage, "__getitem__"),
+)
+
+
+def seal_data_exits(inside_launch) -> None:  # noqa: ANN001 - Callable[[], bool]
+    """Tensor data leaves for Python or NumPy only inside a Triton launch (the interpreter's business)."""
+    for owner, name in _DATA_EXITS:
+        original = getattr(owner, name, None)
+        if original is not None:
+            setattr(owner, name, _only_inside_launches(original, f"{owner.__name__}.{name}", inside_launch))
+
+
+def _only_inside_launches(original, what: str, inside_launch):  # noqa: ANN001, ANN202
+    def guarded(*args: object, **kwargs: object) -> object:
+        if not inside_launch():
+            raise PermissionError(f"refused in a candidate's process: {what} (tensor data into Python or NumPy)")
+        return original(*args, **kwargs)
+
+    return guarded
+
+
 def seal_dispatch() -> None:
     """Replace every switch in _DISPATCH_SWITCHES with one that refuses; the recorder keeps its own (see above)."""
     import importlib
 
     def refused(*args: object, **kwargs: object) -> None:
-        raise PermissionError("refused in a candidate's process: switching PyTorch dispatch modes off")
+        raise PermissionError("refused in a candidate's process: reading or switching PyTorch dispatch modes")
 
-    for owner, name in _DISPATCH_SWITCHES:
+    for owner, name in _DISPATCH_SWITCHES + _MODE_GETTERS:
         module = importlib.import_module(owner) if isinstance(owner, str) else owner
         if hasattr(module, name):
             setattr(module, name, refused)

@@ -22,6 +22,7 @@ from kernelagent.sandbox import (
     run_sandboxed,
     run_sandboxed_warm,
     scrubbed_env,
+    write_into_candidate_folder,
 )
 from kernelagent.verify import verdict as V
 from kernelagent.verify.judge_client import Judge, JudgeError, forget, judge_for
@@ -242,8 +243,9 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
                 forget(judge)
                 if attempt:
                     raise
-    (workdir / "sandbox.log").write_text(
-        f"exit={result.returncode} signal={result.signal_name}\n{result.stdout}\n{result.stderr}"
+    write_into_candidate_folder(
+        workdir / "sandbox.log",
+        f"exit={result.returncode} signal={result.signal_name}\n{result.stdout}\n{result.stderr}",
     )
     verdict = verdict_of(outcome, result, timeout_s, limits)
     verdict["details"].update(_sandbox_facts(result, outcome, gpu))
