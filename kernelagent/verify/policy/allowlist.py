@@ -71,7 +71,10 @@ _VALUE_DENY = _w("numpy tolist storage untyped_storage share_memory_ share_memor
 _VALUE_EXTRA = _w("fn run warmup best_config configs kwargs num_warps num_stages num_ctas maxnreg pre_hook key "
                   "multi_processor_count major minor name total_memory backend arch warp_size max_shared_mem "
                   "n_regs n_spills metadata eps max min tiny bits resolution smallest_normal hip cuda T mT H mH "
-                  "value type weight bias running_mean running_var")
+                  "value type weight bias running_mean running_var "
+                  # Triton type facts set per instance (tl.pointer_type.element_ty, tl.dtype.int_bitwidth): read by
+                  # published kernels (flag-gems, fla) inside @triton.jit bodies to pick accumulator types.
+                  "element_ty int_bitwidth primitive_bitwidth fp_mantissa_width exponent_bias scalar")
 
 
 def canonical(path: str) -> str | None:
