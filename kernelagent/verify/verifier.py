@@ -238,6 +238,8 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
 
             try:
                 outcome, result = judge.session(options, run)
+                if outcome.get("judge_error") and not attempt:  # e.g. out of GPU memory beside other judges
+                    raise JudgeError(outcome["judge_error"])
                 break
             except JudgeError:
                 forget(judge)
