@@ -1,4 +1,5 @@
-"""Loading a Python file as a module by path, shared by the reference and candidate runners (child processes)."""
+"""Loading a Python file as a module by path and building ModelNew, shared by the judge, the candidate runner and the
+timing child."""
 
 from __future__ import annotations
 
@@ -41,13 +42,6 @@ def build_model(entry: type, init: dict, device: str, dtype: str | None):  # noq
         raise InterfaceError(f"Model's state_dict does not load into ModelNew: {err}") from err
     model = model.to(device).eval()
     return model.to(getattr(torch, dtype)) if dtype else model
-
-
-def load_inputs(path: Path, device: str) -> list:
-    import torch
-
-    values = torch.load(path, weights_only=True)
-    return [v.to(device) if isinstance(v, torch.Tensor) else v for v in values]
 
 
 def tensors_in(value: object) -> list:
