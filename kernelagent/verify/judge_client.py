@@ -35,6 +35,7 @@ class Judge:
     """One judge process. Thread-safe: sessions run concurrently, each on its own socket."""
 
     def __init__(self, config: dict, workdir: Path, env: dict[str, str], ready_timeout_s: float) -> None:
+        workdir = Path(workdir).resolve()  # the process starts in workdir: a relative path would not resolve there
         workdir.mkdir(parents=True, exist_ok=True)
         config_path = workdir / "judge.json"
         config_path.write_text(json.dumps(config, indent=2))

@@ -37,7 +37,7 @@ def child_env(*, interpret: bool, cache_dir: Path) -> dict[str, str]:
     """What a verification child may see: the secret-free base environment (PATH, CUDA and library paths, which
     Triton needs to build its launcher), plus where we live, the shared Triton cache, and the interpreter switch."""
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    extra = {"PYTHONPATH": pythonpath, "TRITON_CACHE_DIR": str(cache_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    extra = {"PYTHONPATH": pythonpath, "TRITON_CACHE_DIR": str(Path(cache_dir).resolve()), "PYTHONDONTWRITEBYTECODE": "1"}
     if interpret:
         extra["TRITON_INTERPRET"] = "1"
     return scrubbed_env(extra)
@@ -83,7 +83,7 @@ def confines_filesystem(device: str) -> bool:
 
 def triton_cache_dir(runs_dir: Path) -> Path:
     """One compile cache for every candidate and run, so identical kernels compile once."""
-    path = Path(os.environ.get("KERNELAGENT_TRITON_CACHE", Path(runs_dir) / ".triton-cache"))
+    path = Path(os.environ.get("KERNELAGENT_TRITON_CACHE", Path(runs_dir) / ".triton-cache")).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -113,6 +113,7 @@ def prepare_reference(
     del seed
     ref_dir = Path(harness_dir) / "reference"
     ref_dir.mkdir(parents=True, exist_ok=True)
+    ref_dir = ref_dir.resolve()
     problem_path = ref_dir / "problem.py"
     problem_path.write_text(reference_source)
     config = {
