@@ -130,10 +130,13 @@ class Judge:
                 future.set_exception(JudgeError("the judge process ended during a session"))
 
     def close(self) -> None:
-        try:
-            self._control.close()
-        except OSError:
-            pass
+        # shutdown, not only close: our reader thread is blocked in recv on this socket, and a close alone would
+        # neither wake it nor let the judge see EOF until that recv returned (it waited 10 s, then was killed).
+        for end in (lambda: self._control.shutdown(socket.SHUT_RDWR), self._control.close):
+            try:
+                end()
+            except OSError:
+                pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
