@@ -15,7 +15,7 @@ for step in "$@"; do
         --device cuda > "$OUT/smoke.json" 2>&1
       grep -q '"passed": true' "$OUT/smoke.json" || { echo "smoke failed"; head -c 3000 "$OUT/smoke.json"; exit 1; } ;;
     corpus)
-      timeout 150 python3 tests/corpus_runner.py --device cuda --workers 6 --timeout 120 --out "$OUT/corpus-gpu.md" \
+      timeout ${CORPUS_S:-150} python3 tests/corpus_runner.py --device cuda --workers ${CORPUS_WORKERS:-6} --timeout 120 --out "$OUT/corpus-gpu.md" \
         > "$OUT/corpus.log" 2>&1; echo "corpus exit $?"; sed -n 3,4p "$OUT/corpus-gpu.md" ;;
     latency)
       timeout 120 python3 benchmarks/verify_latency.py --device cuda --runs 2 > "$OUT/latency.md" 2>&1
