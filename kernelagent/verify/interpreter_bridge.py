@@ -16,6 +16,7 @@ bridge only adds what the GPU compiler already does; none loosens a check:
 
 from __future__ import annotations
 
+import ast
 import importlib
 import math
 import traceback
@@ -41,6 +42,8 @@ def install() -> None:
     _typed_range_variables(interpreter)
     _libdevice_with_numpy(interpreter)
     _autotune_without_timing()
+    _elementwise_bool_ops(interpreter)
+    _constexpr_values_of_bare_types()
 
 
 def _scalar(interpreter, value):  # noqa: ANN001, ANN202
@@ -203,3 +206,51 @@ def _raised_in_interpreter(err: BaseException) -> bool:
     frames = traceback.extract_tb(err.__traceback__)
     return bool(frames) and any("/triton/runtime/interpreter.py" in f.filename or "/triton/language/" in f.filename
                                 for f in frames[-3:])
+
+
+def _elementwise_bool_ops(interpreter) -> None:  # noqa: ANN001
+    """`a < M and b < N` on tensors: the GPU compiler makes `and`/`or` elementwise, the interpreter ran Python's, which
+    keeps one operand (a published flag-gems log_softmax then read past its rows and crashed). The interpreter already
+    rewrites each kernel's AST; this adds BoolOp to that rewrite, keeping Python's short-circuit for plain values."""
+    transformer = getattr(interpreter, "ASTTransformer", None)
+    if transformer is None or "visit_BoolOp" in vars(transformer):
+        return
+
+    def visit_BoolOp(self, node):  # noqa: ANN001, ANN202, N802 - ast.NodeTransformer's naming
+        node = self.generic_visit(node)
+        no_args = ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[])
+        thunks = [ast.Lambda(args=no_args, body=value) for value in node.values]
+        name = "_kernelagent_and" if isinstance(node.op, ast.And) else "_kernelagent_or"
+        return ast.copy_location(ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=thunks, keywords=[]), node)
+
+    transformer.visit_BoolOp = visit_BoolOp
+    # The rewritten kernel runs with the interpreter module's globals added to its own.
+    interpreter._kernelagent_and = _bool_op(conjunction=True)
+    interpreter._kernelagent_or = _bool_op(conjunction=False)
+
+
+def _bool_op(*, conjunction: bool):  # noqa: ANN202
+    import triton.language as tl  # noqa: PLC0415
+
+    def combine(*thunks):  # noqa: ANN002, ANN202
+        result = thunks[0]()
+        for thunk in thunks[1:]:
+            if isinstance(result, tl.tensor):
+                other = thunk()
+                result = (result != 0) & (other != 0) if conjunction else (result != 0) | (other != 0)
+            elif bool(result) != conjunction:
+                return result  # Python's short-circuit for constexpr and plain values, as the compiler folds them
+            else:
+                result = thunk()
+        return result
+
+    return combine
+
+
+def _constexpr_values_of_bare_types() -> None:
+    """On the GPU a `tl.constexpr` dtype argument is a constexpr whose `.value` is the dtype; the interpreter passes the
+    dtype itself, so published helpers that read `dtype.value` (flag-gems' get_dtype_min/max) failed on CPU only."""
+    import triton.language as tl  # noqa: PLC0415
+
+    if not hasattr(tl.dtype, "value"):
+        tl.dtype.value = property(lambda self: self)
