@@ -101,10 +101,9 @@ def _judge_problem(path: Path, work: Path, device: str, timeout_s: float, gpu: s
     judge = verifier.judge_of(harness, gpu, timeout_s)
     row["judge_rss_peak_bytes"] = _peak_rss(judge.process.pid)
     code = path.read_text() + CANDIDATE_SUFFIX
-    options = {"entry": "ModelNew", "dtype": None, "guard": "record", "gpu_memory_bytes": harness.get("gpu_memory_bytes")}
     t0 = time.monotonic()
     try:
-        verdict = verifier._run_judged(code, harness, folder / "candidate", timeout_s, options)
+        verdict = verifier.judge_without_policy(code, harness, folder / "candidate", timeout_s=timeout_s, guard="record")
     except Exception as err:  # noqa: BLE001
         verdict = {"passed": False, "failure_class": "judge_error", "reason": f"{type(err).__name__}: {err}"[:300],
                    "details": {}}

@@ -43,8 +43,7 @@ def main() -> int:
     code = args.candidate.read_text()
     started = time.perf_counter()
     if args.no_policy:
-        options = {"entry": "ModelNew", "dtype": harness.get("dtype"), "gpu_memory_bytes": harness.get("gpu_memory_bytes")}
-        verdict = verifier._run_judged(code, harness, work / "candidate", args.timeout, options)
+        verdict = verifier.judge_without_policy(code, harness, work / "candidate", timeout_s=args.timeout)
     else:
         verdict = verifier.verify_reference_candidate(code, harness, work / "candidate", timeout_s=args.timeout)
     verdict["wall_s"] = round(time.perf_counter() - started, 3)

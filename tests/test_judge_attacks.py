@@ -37,8 +37,7 @@ def harnesses(tmp_path_factory):
 
 
 def judged_without_policy(code: str, harness: dict, workdir: Path, timeout_s: float = 60) -> dict:
-    options = {"entry": "ModelNew", "dtype": harness.get("dtype"), "gpu_memory_bytes": harness.get("gpu_memory_bytes")}
-    return verifier._run_judged(code, harness, workdir, timeout_s, options)
+    return verifier.judge_without_policy(code, harness, workdir, timeout_s=timeout_s)
 
 
 def test_a_planted_symlink_does_not_redirect_our_writes(harnesses, tmp_path):

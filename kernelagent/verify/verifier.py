@@ -37,7 +37,11 @@ def child_env(*, interpret: bool, cache_dir: Path) -> dict[str, str]:
     """What a verification child may see: the secret-free base environment (PATH, CUDA and library paths, which
     Triton needs to build its launcher), plus where we live, the shared Triton cache, and the interpreter switch."""
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    extra = {"PYTHONPATH": pythonpath, "TRITON_CACHE_DIR": str(Path(cache_dir).resolve()), "PYTHONDONTWRITEBYTECODE": "1"}
+    extra = {
+        "PYTHONPATH": pythonpath,
+        "TRITON_CACHE_DIR": str(Path(cache_dir).resolve()),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     if interpret:
         extra["TRITON_INTERPRET"] = "1"
     return scrubbed_env(extra)
@@ -185,17 +189,19 @@ def verify_reference_candidate(
     started = time.perf_counter()
     verdict = static_checks(code, "ModelNew")
     if verdict is None:
-        options = {
-            "tf32": tf32,
-            "rtol": rtol,
-            "atol": atol,
-            "dtype": harness.get("dtype"),
-            "entry": "ModelNew",
-            "gpu_memory_bytes": harness.get("gpu_memory_bytes"),
-        }
-        verdict = _run_judged(code, harness, Path(workdir), timeout_s, options)
+        verdict = judge_without_policy(
+            code, harness, Path(workdir), timeout_s=timeout_s, tf32=tf32, rtol=rtol, atol=atol
+        )
     verdict["wall_s"] = round(time.perf_counter() - started, 3)
     return verdict
+
+
+def judge_without_policy(code: str, harness: dict, workdir: Path, *, timeout_s: float, **options: object) -> V.Verdict:
+    """The sandboxed, judged run alone, without the static policy: what verify_reference_candidate does after the
+    policy passed, and what attack corpora and benchmarks use to test the judge on its own. `options` are the judge
+    session's (tf32, rtol, atol; a benchmark's guard="record")."""
+    session = {"entry": "ModelNew", "dtype": harness.get("dtype"), "gpu_memory_bytes": harness.get("gpu_memory_bytes")}
+    return _run_judged(code, harness, Path(workdir), timeout_s, session | options)
 
 
 def static_checks(code: str, entry: str) -> V.Verdict | None:
