@@ -92,6 +92,10 @@ print(json.dumps({{
     "read_own_proc": attempt(lambda: open("/proc/self/status").read()),
     "write_own_folder": attempt(lambda: open("mine.txt", "w").write("x")),
     "import_torch": attempt(lambda: __import__("torch")),
+    "write_dev_null": attempt(lambda: open("/dev/null", "w").write("x")),
+    "read_dev_urandom": attempt(lambda: open("/dev/urandom", "rb").read(8)),
+    "plant_in_dev_shm": attempt(lambda: open("/dev/shm/kernelagent-probe-{agent_pid}", "w").write("x")),
+    "open_a_device_node": attempt(lambda: os.close(os.open({device_node!r}, os.O_RDONLY | os.O_NONBLOCK))),
 }}))
 """
 
@@ -108,8 +112,11 @@ def file_access_probe():
         source_file=str(ROOT / "pyproject.toml"),
         package_file=str(ROOT / "kernelagent" / "__init__.py"),
         agent_pid=os.getpid(),
+        device_node=next((n for n in ("/dev/kmsg", "/dev/loop0", "/dev/sda", "/dev/vda", "/dev/nvme0n1", "/dev/mem")
+                          if os.path.exists(n)), "/dev/kmsg"),
     )
     shutil.rmtree(folder, ignore_errors=True)
+    Path(f"/dev/shm/kernelagent-probe-{os.getpid()}").unlink(missing_ok=True)
 
 
 def assert_confined(result) -> None:  # noqa: ANN001 - a SandboxResult
@@ -129,6 +136,10 @@ def assert_confined(result) -> None:  # noqa: ANN001 - a SandboxResult
         "read_own_proc": "ok",
         "write_own_folder": "ok",
         "import_torch": "ok",
+        "write_dev_null": "ok",
+        "read_dev_urandom": "ok",
+        "plant_in_dev_shm": "PermissionError",  # a file there outlived its run
+        "open_a_device_node": "PermissionError",
     }, result.tail()
 
 

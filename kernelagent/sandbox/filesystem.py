@@ -17,11 +17,12 @@ from pathlib import Path
 
 # Read-only: what an interpreter and a compiler need (and the CUDA driver, once GPU runs are confined: see
 # verifier.confines_filesystem). Not /run as a whole (containers mount secrets
-# at /run/secrets), not /tmp, /home, /root, /srv, /mnt, /var. /dev is writable: /dev/null, /dev/shm and the GPU's
-# device files are opened for writing.
+# at /run/secrets), not /tmp, /home, /root, /srv, /mnt, /var. Of /dev only the few character devices a Python
+# process uses: not /dev/shm (a candidate's file there outlived its run), not disks or /dev/kmsg, and no device node
+# can be created (creating one needs write rights on a folder). GPU runs, once confined, will add the driver's nodes.
 _SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/sys", "/nix",
-                "/snap", "/run/nvidia-persistenced")
-_SYSTEM_WRITE = ("/dev",)
+                "/snap", "/run/nvidia-persistenced", "dir:/dev", "/dev/urandom", "/dev/random")
+_SYSTEM_WRITE = ("/dev/null", "/dev/zero", "/dev/full")
 # Where the run's own tools keep files: Triton's and Inductor's caches wherever they are; HOME and TMPDIR only when
 # they lie in the run's folder (where the sandbox points them), never a real home an explicit env passed through.
 _CACHE_ENV = ("TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR")
