@@ -79,6 +79,8 @@ class Reference:
         self.mutates_inputs = False
         self.description = self._describe_first_draw()
         self.plan = self._plan(int(config["draws"]), bool(config.get("extra_draws", True)))
+        if self.device == "cuda":
+            torch.cuda.empty_cache()  # preparing peaked (a draw run twice, a shape probe); keep only what stays
 
     # -- drawing and running
 
@@ -243,6 +245,9 @@ class Session:
             self.lent.close()
             if self.reference.device == "cuda":
                 torch.cuda.ipc_collect()
+                # Give freed blocks back to the device: other judges and candidates on this GPU are other processes,
+                # and a caching allocator holding its peak made big problems run out of memory side by side.
+                torch.cuda.empty_cache()
         return self.outcome
 
     def _judge(self) -> None:
