@@ -40,6 +40,12 @@ MAGNITUDES = (64.0, 1 / 64)
 # Second-shape fallbacks for problems whose sizes are literals in get_inputs(): the drawn inputs cut to an odd,
 # smaller extent along one dimension, tried in this order until the reference accepts one and its output changes.
 SLICINGS = ("dim 0 of every input", "dim 0 of the first input", "last dim of every input")
+# The second shape grows (about 1.5x, odd) where a draw's inputs take at most this much memory, and shrinks (about
+# 0.5x, odd) above it, where published sizes would not fit twice. Growing is what catches a hard-coded size: a kernel
+# fixed at the spec's extent leaves the rest unwritten, while on a smaller shape it computes the right values and
+# only overruns (an outside attacker's hard-coded 16x256 relu passed a smaller shape whenever the overrun did not
+# crash).
+GROW_LIMIT_BYTES = 1 << 30
 _CONTROL_LIMIT = 1 << 20
 
 
@@ -51,6 +57,7 @@ class Draw:
     scale: float = 1.0
     sizes: dict[str, int] = field(default_factory=dict)  # a second shape: size constants changed for get_inputs()
     slicing: str | None = None  # a second shape for literal sizes: one of SLICINGS
+    grow: bool = False  # with slicing: extend by fresh rows instead of cutting
 
 
 class Reference:
@@ -93,10 +100,11 @@ class Reference:
             try:
                 with torch.device(self.device):
                     inputs = [_to_device(x, self.device) for x in self.problem.get_inputs()]
+                    more = [_to_device(x, self.device) for x in self.problem.get_inputs()] if spec.grow else None
             finally:
                 _restore_sizes(self.problem, saved)
             if spec.slicing:
-                inputs = _sliced(inputs, spec.slicing)
+                inputs = _reshaped(inputs, spec.slicing, more)
             if self.low is not None:
                 inputs = [x.to(self.low) if _is_float(x) else x for x in inputs]
             if spec.scale != 1.0:
@@ -155,8 +163,10 @@ class Reference:
     def _sliced_shape(self) -> list[Draw]:
         """The first SLICINGS entry the reference accepts with a changed output shape (none: no second shape)."""
         base = [entry.get("shape") for entry in self.description["outputs"]] if hasattr(self, "description") else None
+        grow = self._may_grow()
+        how = "extended by fresh rows" if grow else "cut"
         for slicing in SLICINGS:
-            spec = Draw(f"second shape: {slicing} cut to an odd length", slicing=slicing)
+            spec = Draw(f"second shape: {slicing} {how} to an odd length", slicing=slicing, grow=grow)
             try:
                 _inputs, _high, low = self.draw(spec, high=False)
             except Exception:  # noqa: BLE001 - the reference rejects that shape: try the next way
@@ -166,15 +176,27 @@ class Reference:
                 return [spec]
         return []
 
+    def _may_grow(self) -> bool:
+        itemsize = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
+        total = 0
+        for entry in self.description["inputs"]:
+            count = 1
+            for dim in entry.get("shape", []):
+                count *= dim
+            total += count * itemsize.get(entry.get("dtype", ""), 1)
+        return total <= GROW_LIMIT_BYTES
+
     def _second_shape(self) -> dict[str, int]:
-        """Size constants that only get_inputs() reads, each changed to an odd, smaller value; {} when none can be."""
+        """Size constants that only get_inputs() reads, each changed to another odd value (larger where memory
+        allows, else smaller); {} when none can be."""
         names = [n for n, v in vars(self.problem).items() if type(v) is int and not n.startswith("_") and v >= 3]
         reference_init = _fingerprint(self.init_inputs)
+        grow = self._may_grow()
         chosen: dict[str, int] = {}
         for name in names:
             value = getattr(self.problem, name)
-            candidate = value // 2 + 1 if (value // 2 + 1) % 2 else value // 2 + 2
-            if candidate >= value:
+            candidate = _other_extent(value, grow)
+            if candidate == value:
                 continue
             saved = _apply_sizes(self.problem, {name: candidate})
             try:
@@ -512,18 +534,28 @@ def _structure_problem(structure: object, low: list, device: str) -> str | None:
     return None
 
 
-def _sliced(inputs: list, slicing: str) -> list:
-    """Inputs cut along one dimension to an odd length about half the original (tensors of extent >= 3 there)."""
+def _other_extent(value: int, grow: bool) -> int:
+    """An odd extent about 1.5x (grow) or 0.5x the value; the value itself when there is none."""
+    other = value + value // 2 + 1 if grow else value // 2 + 1
+    other += 1 - other % 2  # odd: masks and tails are exercised
+    return other if grow or other < value else value
+
+
+def _reshaped(inputs: list, slicing: str, more: list | None) -> list:
+    """Inputs changed along one dimension to an odd extent: extended by rows of `more` (a second, independent draw,
+    so no row repeats) when given, else cut. Tensors of extent < 3 there are left alone."""
     first_tensor = next((i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.dim()), None)
+    dim = -1 if slicing.startswith("last") else 0
     out = []
     for i, x in enumerate(inputs):
-        cut = (
-            isinstance(x, torch.Tensor) and x.dim() > 0 and (slicing != "dim 0 of the first input" or i == first_tensor)
-        )
-        dim = -1 if slicing.startswith("last") else 0
-        if cut and x.shape[dim] >= 3:
-            length = x.shape[dim] // 2 + 1 if (x.shape[dim] // 2 + 1) % 2 else x.shape[dim] // 2 + 2
-            x = x.narrow(dim, 0, min(length, x.shape[dim] - 1)).contiguous()
+        chosen = isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[dim] >= 3
+        if chosen and (slicing != "dim 0 of the first input" or i == first_tensor):
+            extent = _other_extent(x.shape[dim], more is not None)
+            if more is not None:
+                fresh = more[i].narrow(dim, 0, min(extent - x.shape[dim], more[i].shape[dim]))
+                x = torch.cat([x, fresh], dim).contiguous()
+            elif extent < x.shape[dim]:
+                x = x.narrow(dim, 0, extent).contiguous()
         out.append(x)
     return out
 
