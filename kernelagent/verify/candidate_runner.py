@@ -96,7 +96,8 @@ def main(workdir: str) -> int:
             message, fds = channel.next()
             if message.get("event") != "draw":
                 break
-            channel.report(run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, config, torch, guard))
+            # A draw's mappings are its own: dropped after it, so the judge can free them (see judge._release_draw).
+            channel.report(run_draw(model, message, fds, [], recorder, counter, baseline_tasks, config, torch, guard))
         with recorder:
             final = _guard_state(recorder, counter, baseline_tasks, guard)
         channel.report({"event": "bye", **final})

@@ -253,7 +253,8 @@ class Session:
         self.reference = reference
         self.sock = sock
         self.options = options
-        self.lent = wire.SharedTensors()
+        self.lent = wire.SharedTensors()  # for the whole session: the initial state (timing: also its inputs)
+        self.draw_lent = wire.SharedTensors()  # one draw's inputs and output buffers
         self.outcome: dict = {"phase": "start", "draws_planned": len(reference.plan), "draws_judged": 0, "guard": {}}
 
     def run(self) -> dict:
@@ -265,6 +266,7 @@ class Session:
             self.outcome["judge_error"] = f"{type(err).__name__}: {err}\n{traceback.format_exc()[-2000:]}"
         finally:
             self.lent.close()
+            self.draw_lent.close()
             if self.reference.device == "cuda":
                 torch.cuda.ipc_collect()
                 # Give freed blocks back to the device: other judges and candidates on this GPU are other processes,
@@ -295,6 +297,7 @@ class Session:
             self._note_guard(done, spec.label)
             failure = self._judge_draw(done, spec, high, low)
             del inputs, high, low
+            self._release_draw()
             if failure is not None:
                 self.outcome["verdict"] = failure
                 return
@@ -311,7 +314,7 @@ class Session:
         """For timing: the initial state and one fresh input draw, then wait until the process is gone."""
         self._send_init()
         inputs, _high, _low = self.reference.draw(Draw("timing"), high=False)
-        lent, fds = self._lend_inputs(inputs)
+        lent, fds = self._lend_inputs(inputs, self.lent)
         self._send_with_fds({"event": "inputs", "inputs": lent}, fds)
         self.outcome["phase"] = "lent"
         while True:
@@ -319,11 +322,19 @@ class Session:
             for fd in fds:
                 os.close(fd)
 
-    def _lend_inputs(self, inputs: list) -> tuple[list, list[int]]:
+    def _release_draw(self) -> None:
+        """One draw's inputs and buffers go once it is judged: at published sizes, keeping every draw's would not fit.
+        (Where the candidate still maps them, CUDA keeps the memory until it lets go; its runner drops them per draw.)"""
+        self.buffers = []
+        self.draw_lent.close()
+        if self.reference.device == "cuda":
+            torch.cuda.ipc_collect()
+
+    def _lend_inputs(self, inputs: list, lender: wire.SharedTensors) -> tuple[list, list[int]]:
         lent_inputs, fds = [], []
         for x in inputs:
             if isinstance(x, torch.Tensor):
-                descriptor, tensor_fds = self.lent.lend(x, copy=False)  # the reference has already run on it
+                descriptor, tensor_fds = lender.lend(x, copy=False)  # the reference has already run on it
                 lent_inputs.append(descriptor)
                 fds += tensor_fds
             elif type(x) in (int, float, bool):
@@ -355,11 +366,12 @@ class Session:
         self._send_with_fds(message, fds)
 
     def _lend_draw(self, k: int, inputs: list, low: list) -> dict | None:
-        lent_inputs, fds = self._lend_inputs(inputs)
+        self.draw_lent = wire.SharedTensors()
+        lent_inputs, fds = self._lend_inputs(inputs, self.draw_lent)
         outputs, self.buffers = [], []
         for expected in low:
             if isinstance(expected, torch.Tensor):
-                buffer, descriptor, tensor_fds = self.lent.allocate(
+                buffer, descriptor, tensor_fds = self.draw_lent.allocate(
                     list(expected.shape), expected.dtype, expected.device
                 )
                 # NaN until written: an output the candidate never wrote cannot pass by matching stale memory.
