@@ -2,8 +2,8 @@
 
 Arguments travel as JSON values, with tensors as shared memory the test process owns: a memfd on the CPU, a CUDA IPC
 handle on the GPU. Neither needs unpickling on the kernel side, where the runtime guard refuses `pickle.find_class`
-(a torch.dtype argument or a CUDA handle's classes would otherwise be refused): dtypes, devices and the few classes a
-CUDA handle names are spelled out and resolved from references bound before the candidate's module was imported.
+(a torch.dtype argument would otherwise be refused): dtypes and devices are spelled out and resolved from references
+bound before the candidate's module was imported; tensors go through the judge's own lender (wire.SharedTensors).
 Only values with no JSON spelling are pickled, as a last resort. Nothing here reads what the kernel process sends.
 """
 
@@ -15,13 +15,6 @@ from typing import Any
 
 from kernelagent.verify import wire
 
-# The classes a CUDA IPC handle names (torch.multiprocessing.reductions.reduce_tensor); nothing else is resolved.
-_IPC_CLASSES = ("torch.Tensor", "torch.nn.parameter.Parameter", "torch.storage.TypedStorage", "torch.UntypedStorage")
-
-
-def _class_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
 
 class Lender:
     """The test process's side of one call: shared copies of the arguments, and buffers for the result."""
@@ -30,21 +23,13 @@ class Lender:
         import torch
 
         self.torch = torch
-        self.cpu = wire.SharedTensors()
-        self.cuda: list = []  # kept alive until the kernel process has copied its result
+        self.shared = wire.SharedTensors()  # the judge's lender: memfds on CPU, CUDA IPC handles as JSON on the GPU
+        self.cuda = False  # whether a lent tensor lives on the GPU (then synchronise before the kernel reads it)
         self.fds: list[int] = []
 
     def allocate(self, shape: list[int], dtype: Any, device: Any) -> tuple[Any, dict]:
-        torch = self.torch
-        if torch.device(device).type == "cuda":
-            buffer = torch.empty(shape, dtype=dtype, device=device)
-            from torch.multiprocessing.reductions import reduce_tensor
-
-            self.cuda.append(buffer)
-            _rebuild, args = reduce_tensor(buffer)
-            descriptor = {"kind": "cuda", "shape": list(shape), "dtype": str(dtype).removeprefix("torch.")}
-            return buffer, descriptor | {"handle": encode(list(args), self, [])}
-        buffer, descriptor, fds = self.cpu.allocate(shape, dtype, device)
+        buffer, descriptor, fds = self.shared.allocate(shape, dtype, device)
+        self.cuda = self.cuda or descriptor["kind"] == "cuda"
         self.fds += fds
         return buffer, descriptor
 
@@ -55,8 +40,8 @@ class Lender:
             except OSError:
                 pass
         self.fds = []
-        self.cpu.close()
-        self.cuda.clear()
+        self.shared.close()
+        self.cuda = False
 
 
 def encode(value: object, lender: Lender, pairs: list) -> dict:
@@ -81,8 +66,6 @@ def encode(value: object, lender: Lender, pairs: list) -> dict:
         return {type(value).__name__: [encode(item, lender, pairs) for item in value]}
     if type(value) is dict and all(type(k) is str for k in value):
         return {"dict": [[k, encode(v, lender, pairs)] for k, v in value.items()]}
-    if isinstance(value, type) and _class_name(value) in _IPC_CLASSES:
-        return {"class": _class_name(value)}
     return {"pickle": wire.pack_object(value)}
 
 
@@ -96,23 +79,12 @@ class Decoder:
 
         self.torch = torch
         self._rebuild_cuda = rebuild_cuda_tensor
-        self._map_cpu = wire.map_tensor
+        self._map = wire.map_tensor
         self._unpack = wire.unpack_object
-        candidates = {
-            "torch.Tensor": torch.Tensor,
-            "torch.nn.parameter.Parameter": torch.nn.Parameter,
-            "torch.storage.TypedStorage": torch.storage.TypedStorage,
-            "torch.UntypedStorage": torch.UntypedStorage,
-        }
-        self._classes = {name: candidates[name] for name in _IPC_CLASSES}
         self._dtypes = {str(v).removeprefix("torch."): v for v in vars(torch).values() if isinstance(v, torch.dtype)}
 
     def tensor(self, descriptor: dict, fds: list[int], keep: list) -> Any:
-        if descriptor.get("kind") == "cuda":
-            tensor = self._rebuild_cuda(*self.value(descriptor["handle"], fds, keep))
-            keep.append(tensor)
-            return tensor
-        return self._map_cpu(descriptor, fds, keep)
+        return self._map(descriptor, fds, keep, self._rebuild_cuda)
 
     def value(self, node: dict, fds: list[int], keep: list) -> Any:  # noqa: PLR0911 - one kind per line
         if "tensor" in node:
@@ -133,6 +105,4 @@ class Decoder:
             return self.torch.Size(node["size"])
         if "bytes" in node:
             return base64.b64decode(node["bytes"])
-        if "class" in node:
-            return self._classes[node["class"]]
         return self._unpack(node["pickle"])

@@ -199,15 +199,17 @@ def _memfd_tensor(shape: list[int], dtype: Any, keep: list[Any]) -> tuple[Any, i
     return flat[: numel * itemsize].view(dtype).view(shape), fd
 
 
-def map_tensor(descriptor: dict, fds: list[int], keep: list[Any]) -> Any:
-    """The candidate side: the judge's shared tensor as a torch tensor (consumes one fd for a CPU tensor)."""
+def map_tensor(descriptor: dict, fds: list[int], keep: list[Any], rebuild_cuda: Any = None) -> Any:
+    """The borrowing side: the lender's shared tensor as a torch tensor (consumes one fd for a CPU tensor).
+    rebuild_cuda: torch's rebuild function as the caller bound it before candidate code could replace it."""
     import torch
 
     dtype = getattr(torch, descriptor["dtype"])
     if descriptor["kind"] == "cuda":
-        from torch.multiprocessing.reductions import rebuild_cuda_tensor
+        if rebuild_cuda is None:
+            from torch.multiprocessing.reductions import rebuild_cuda_tensor as rebuild_cuda
 
-        tensor = rebuild_cuda_tensor(*[_decode_ipc(value) for value in descriptor["ipc"]])
+        tensor = rebuild_cuda(*[_decode_ipc(value) for value in descriptor["ipc"]])
         keep.append(tensor)
         return tensor
     fd = fds.pop(0)
