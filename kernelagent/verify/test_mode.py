@@ -23,7 +23,7 @@ from kernelagent.llm.extract import NoCodeInReply, extract_code
 from kernelagent.llm.recorded import ask_recorded
 from kernelagent.prompting import render
 from kernelagent.runs.store import RunStore
-from kernelagent.sandbox import SandboxResult, gpu_placement, pinned_env
+from kernelagent.sandbox import SandboxResult, gpu_placement, pinned_env, write_into_candidate_folder
 from kernelagent.verify import verdict as V
 from kernelagent.verify import verifier, wire
 from kernelagent.verify.verifier import _candidate_error, child_env, sandbox_limits, static_checks
@@ -189,11 +189,12 @@ def run_test(  # noqa: PLR0913
             kernel.shutdown(wait=True)
             kernel_end.close()
         kernel_run = kernel_future.result()
-    (Path(workdir) / "sandbox.log").write_text(
+    write_into_candidate_folder(
+        Path(workdir) / "sandbox.log",
         "\n".join(
             f"--- {name}: exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}"
             for name, run in (("test process", test_run), ("kernel process", kernel_run))
-        )
+        ),
     )
     return TestCheck(report, test_run, kernel_run, gpu)
 
