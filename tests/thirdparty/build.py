@@ -159,12 +159,13 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if wrong := check_versions():
         print("version mismatch:", *wrong, sep="\n  ")
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run(args.device, Path(tmp), args.only)
+        rows = run(args.device, Path(tmp), args.only, workers=args.workers)
     table = render_table(rows, args.device, time.time() - started)
     if args.out:
         Path(args.out).write_text(table)
