@@ -279,12 +279,19 @@ def test_benchmark_node_times_every_seed_in_one_child_and_never_twice(cpu_harnes
 # The sweep's decisions, with a fake GPU clock: fastest verified variant wins; noise never replaces the seed
 
 
-def _fake_timer(monkeypatch, times: dict[str, float], seen: list[str]) -> None:
+def _fake_timer(monkeypatch, times: dict[str, float], seen: list[str], noise: float = 0.01) -> None:
+    """Per-round medians spread by +-noise around each label's time; the confirming call is not counted in seen."""
     import kernelagent.bench.timing as timing
 
     def fake(codes, harness, workdir, *, labels, **_):  # noqa: ANN001, ANN003, ANN202
-        seen.extend(labels)
-        return [{"ms": times.get(label, 2.0), "label": label} for label in labels]
+        if Path(workdir).name != "confirm":
+            seen.extend(labels)
+        out = []
+        for j, label in enumerate(labels):
+            ms = times.get(label, 2.0)
+            rounds = [ms * (1 + noise * (((i + 3 * j) * 7) % 5 - 2) / 2) for i in range(7)]
+            out.append({"ms": ms, "label": label, "rounds_ms": rounds})
+        return out
 
     monkeypatch.setattr(timing, "time_candidates", fake)
 
@@ -302,8 +309,17 @@ def test_autotune_keeps_the_fastest_verified_variant(monkeypatch, tmp_path):
     found = autotune(code, {"device": "cuda"}, tmp_path, verify=verify, max_variants=8)
     assert seen[0] == "seed" and len(set(seen)) == len(seen)  # the seed first; nothing timed twice
     assert found["label"] == "BLOCK_SIZE=4096" and found["improved"] and found["seed_ms"] == 1.0
+    assert found["confirm"]["clears"] and found["confirm"]["how"] == "paired"
     assert [v["passed"] for v in found["verified"]] == [False, True]
     assert "BLOCK_SIZE=4096" in found["code"] and len(verified) == 2
+
+
+def test_autotune_keeps_the_seed_when_the_confirming_interval_overlaps(monkeypatch, tmp_path):
+    _fake_timer(monkeypatch, {"seed": 1.0, "BLOCK_SIZE=4096": 0.97}, [], noise=0.08)  # 3% faster, +-8% noise
+    code = honest("elementwise_add__block1024")
+    found = autotune(code, {"device": "cuda"}, tmp_path, verify=lambda _: True, max_variants=8)
+    assert found["label"] == "seed" and not found["improved"] and found["code"] == code
+    assert not found["confirm"]["clears"] and "did not clear the seed" in found["reason"]
 
 
 def test_autotune_ignores_gains_within_noise(monkeypatch, tmp_path):

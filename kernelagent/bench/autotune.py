@@ -1,5 +1,6 @@
 """Autotuning by rewriting launch literals: find the tile and launch parameters a kernel exposes, sweep them,
-time the variants on the GPU, verify the fastest few and keep the fastest verified one."""
+time the variants on the GPU, verify the fastest few, and keep the fastest verified one only when, timed together
+with the seed, its confidence interval clears the seed's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kernelagent.bench.stats import ROUNDS, clears, normalised, time_together
 
 LAUNCH_OPTIONS = ("num_warps", "num_stages")
 DEFAULT_LAUNCH = {"num_warps": 4, "num_stages": 3}  # Triton's defaults on CUDA when a launch names neither
@@ -474,13 +477,15 @@ def autotune(
     top_k: int = 3,
     timeout_s: float = 900,
     min_gain: float = 0.01,
+    confirm_rounds: int = ROUNDS,
 ) -> dict:
     """Sweep the code's launch parameters; `verify(code)` returns a verdict dict (or bool) for a variant.
 
-    Returns {"code", "label", "ms", "seed_ms", "improved", "trials": [...], "verified": [...]} where ms figures are
-    the sweep's own measurements (re-time the winner in a fresh process for the number you report), or
-    {"skipped": ...} on CPU. The seed is the first timed entry of round one, so it shares the variants' process.
-    A variant must beat the seed's median by min_gain (a fraction) to replace it: smaller gains are noise.
+    Returns {"code", "label", "ms", "seed_ms", "improved", "trials": [...], "verified": [...], "confirm": {...}},
+    or {"skipped": ...} on CPU. The sweep's single-round times only rank the variants. The fastest verified one
+    is then timed together with the seed in one interleaved call (confirm_rounds rounds) and replaces the seed only
+    when its interval clears the seed's by min_gain (stats.clears); "confirm" holds both results and the decision.
+    A variant whose code is the seed's or an earlier variant's (stats.normalised) is never timed.
     """
     from kernelagent.bench.timing import time_candidates
 
@@ -489,10 +494,11 @@ def autotune(
         return {"code": code, "label": "seed", "improved": False, "trials": [], "reason": "no tunable parameters"}
     trials: dict[str, dict] = {}
     assignments: dict[str, dict[str, int]] = {}
+    forms = {normalised(code)}
     deadline = time.monotonic() + timeout_s
     plan = [{}] + first_round(params, max_variants)
     for round_no in range(1, rounds + 1):
-        todo = [a for a in plan if label(a) not in trials]
+        todo = [a for a in plan if label(a) not in trials and (not a or _new_form(render(code, params, a), forms))]
         if not todo:
             break
         # The last round may use all that is left; earlier ones keep a third back for the rounds after them.
@@ -516,7 +522,38 @@ def autotune(
         if best is None:
             break
         plan = neighbours(params, assignments[best], max(4, max_variants // 2))
-    return _choose(code, params, trials, assignments, verify, top_k, min_gain)
+    found = _choose(code, params, trials, assignments, verify, top_k, min_gain)
+    if found["improved"]:
+        left = max(60.0, deadline - time.monotonic())
+        found = _confirm(code, found, harness, Path(workdir) / "confirm", min_gain, confirm_rounds, left)
+    return found
+
+
+def _new_form(variant: str, forms: set[str]) -> bool:
+    """True (and remembered) when the variant differs from the seed and every earlier variant beyond formatting."""
+    form = normalised(variant)
+    if form in forms:
+        return False
+    forms.add(form)
+    return True
+
+
+def _confirm(seed_code: str, found: dict, harness: dict, workdir: Path, min_gain: float, rounds: int,
+             timeout_s: float) -> dict:
+    """Seed and winner timed together, interleaved; the winner stays only if its interval clears the seed's."""
+    seed, winner = time_together([seed_code, found["code"]], harness, workdir, labels=["seed", found["label"]],
+                                 rounds=rounds, timeout_s=timeout_s)
+    if "ms" not in seed or "ms" not in winner:
+        decision = {"clears": False, "how": "none",
+                    "why": f"not timed: {seed.get('error') or winner.get('error')}"}
+    else:
+        decision = clears(winner, seed, margin=min_gain)
+    confirm = {"seed": seed, "winner": winner, **decision}
+    if decision["clears"]:
+        return {**found, "ms": winner["ms"], "seed_ms": seed["ms"], "confirm": confirm}
+    return {**found, "code": seed_code, "label": "seed", "assignment": {}, "improved": False,
+            "ms": seed.get("ms"), "seed_ms": seed.get("ms"), "confirm": confirm,
+            "reason": f"{found['label']} did not clear the seed: {decision['why']}"}
 
 
 def _choose(code, params, trials, assignments, verify, top_k, min_gain) -> dict:  # noqa: ANN001

@@ -1,4 +1,5 @@
-"""Node autotune: sweep the fastest kernel's exposed tile/launch parameters, verify the winners, keep the fastest.
+"""Node autotune: sweep the incumbent kernel's exposed tile/launch parameters, verify the winners, and keep the
+fastest verified variant only when, timed together with the incumbent, its interval clears the incumbent's.
 
 No LLM involved. Each variant that wins on time is verified exactly like any candidate before it may be kept.
 """
@@ -9,15 +10,16 @@ from langgraph.runtime import Runtime
 
 from kernelagent.bench.autotune import autotune as sweep
 from kernelagent.graph.state import RunState
-from kernelagent.nodes.benchmark import cached, fastest, measure
+from kernelagent.nodes.benchmark import cached, incumbent, positioned
 from kernelagent.nodes.common import run_context, store_of
+from kernelagent.runs.store import write_json
 from kernelagent.verify.front_door import Judging
 
 
 def autotune(state: RunState, runtime: Runtime) -> dict:
     ctx = run_context(runtime)
     timing = state["timing"]
-    best = fastest(timing["candidates"])
+    best = incumbent(timing)
     if not ctx.autotune or best is None:
         return {}
     store = store_of(state)
@@ -34,11 +36,17 @@ def autotune(state: RunState, runtime: Runtime) -> dict:
         return found
 
     found = cached(store.path("timing", "autotune.json"), run_sweep)
+    confirm = found.get("confirm") or {}
     summary = {"from": best["label"], "label": found.get("label"), "improved": bool(found.get("improved")),
-               "trials": len(found.get("trials", [])), "reason": found.get("reason") or found.get("skipped")}
+               "trials": len(found.get("trials", [])), "reason": found.get("reason") or found.get("skipped"),
+               "decision": {k: confirm.get(k) for k in ("clears", "how", "why")} if confirm else None}
     candidates = list(timing["candidates"])
+    update = {"candidates": candidates, "autotune": summary}
     if found.get("improved"):
         label = f"{best['label']}+autotune({found['label']})"
-        # Re-timed in a fresh process: the sweep's own numbers shared one process and are for ranking only.
-        candidates.append(measure(store, label, found["path"], harness, timing["reference"], timing["ceilings"]))
-    return {"timing": {**timing, "candidates": candidates, "autotune": summary}}
+        # The figure kept is the one from the call that timed it together with the incumbent, never the sweep's.
+        tuned = positioned(confirm["winner"], label, found["path"], timing["reference"], timing["ceilings"])
+        write_json(store.path("timing", f"{label.replace('/', '_')}.json"), tuned)
+        candidates.append(tuned)
+        update["incumbent"] = label
+    return {"timing": {**timing, **update}}

@@ -1,5 +1,7 @@
 """Node benchmark: time every verified candidate and the reference (eager and torch.compile) on the GPU.
 
+The seeds are timed together, interleaved over several rounds, each with a median and a confidence interval; the
+incumbent (the kernel later stages must beat) is the earliest seed that the lowest median does not clear.
 On CPU the node records that timing was skipped: interpreter times are not speed and are never reported as such.
 """
 
@@ -10,7 +12,8 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from kernelagent.bench.roofline import ceilings, roofline
-from kernelagent.bench.timing import speedups, time_candidates, time_reference
+from kernelagent.bench.stats import clears, pick, time_together
+from kernelagent.bench.timing import speedups, time_reference
 from kernelagent.graph.state import RunState
 from kernelagent.nodes.common import store_of
 from kernelagent.runs.store import read_json, write_json
@@ -37,7 +40,9 @@ def benchmark(state: RunState, runtime: Runtime) -> dict:
         (f"seed{r['seed']}/round{r['rounds'] - 1}", r["candidate_path"]) for r in sorted(passing, key=lambda r: r["seed"])
     ]
     candidates = measure_all(store, seeds, harness, reference, limits)
-    return {"timing": {"reference": reference, "ceilings": limits, "candidates": candidates}}
+    chosen = pick(candidates)
+    timing = {"reference": reference, "ceilings": limits, "candidates": candidates}
+    return {"timing": timing | ({"incumbent": candidates[chosen]["label"]} if chosen is not None else {})}
 
 
 def measure(store, label: str, code_path: str, harness: dict, reference: dict, limits: dict) -> dict:  # noqa: ANN001
@@ -45,17 +50,20 @@ def measure(store, label: str, code_path: str, harness: dict, reference: dict, l
     return measure_all(store, [(label, code_path)], harness, reference, limits)[0]
 
 
-def measure_all(store, items: list[tuple[str, str]], harness: dict, reference: dict, limits: dict) -> list[dict]:  # noqa: ANN001
-    """measure() for several (label, path) pairs, timed in one child: one CUDA context and one set of imports for
-    all of them, and times that compare within a process (separate processes have differed by 14%)."""
+def measure_all(store, items: list[tuple[str, str]], harness: dict, reference: dict, limits: dict,  # noqa: ANN001
+                **options: object) -> list[dict]:
+    """measure() for several (label, path) pairs, timed together in one child, interleaved over several rounds:
+    one CUDA context and one set of imports for all of them, and times that compare within a process (separate
+    processes have differed by 14%). Each result carries its "interval" (bench/stats.py)."""
     paths = {label: store.path("timing", f"{_slug(label)}.json") for label, _ in items}
     results = {label: read_json(paths[label]) for label, _ in items}
     todo = [(label, path) for label, path in items if results[label] is None]
     if todo:
         folder = store.path("timing", "batch_" + "_".join(_slug(label) for label, _ in todo)[:80])
-        timed = time_candidates([Path(path).read_text() for _, path in todo], harness, folder)
+        timed = time_together([Path(path).read_text() for _, path in todo], harness, folder,
+                              labels=[label for label, _ in todo], **options)
         for (label, path), one in zip(todo, timed, strict=True):
-            results[label] = _with_position(one, label, path, reference, limits)
+            results[label] = positioned(one, label, path, reference, limits)
             write_json(paths[label], results[label])
     return [results[label] for label, _ in items]
 
@@ -64,7 +72,8 @@ def _slug(label: str) -> str:
     return label.replace("/", "_")
 
 
-def _with_position(timed: dict, label: str, code_path: str, reference: dict, limits: dict) -> dict:
+def positioned(timed: dict, label: str, code_path: str, reference: dict, limits: dict) -> dict:
+    """A timing result with its speedups and roofline position, under our label and path."""
     if "ms" not in timed:
         return {"error": timed.get("error") or timed.get("skipped"), "label": label, "path": code_path}
     position = roofline(timed["ms"], reference["bytes"], reference["flops"], limits, reference["dtype"])
@@ -81,5 +90,25 @@ def cached(path: Path, compute) -> dict:  # noqa: ANN001
 
 
 def fastest(candidates: list[dict]) -> dict | None:
+    """The lowest median: for routing's roofline check only. Decisions use incumbent() and stats.clears."""
     timed = [c for c in candidates if "ms" in c]
     return min(timed, key=lambda c: c["ms"]) if timed else None
+
+
+def incumbent(timing: dict) -> dict | None:
+    """The kernel a new version must beat: the last one kept because its interval cleared its predecessor's."""
+    named = [c for c in timing.get("candidates", []) if c.get("label") == timing.get("incumbent") and "ms" in c]
+    return named[-1] if named else fastest(timing.get("candidates", []))
+
+
+def challenge(store, label: str, code_path: str, holder: dict, harness: dict, reference: dict, limits: dict,  # noqa: ANN001
+              margin: float) -> tuple[dict, dict, dict]:
+    """`code_path` timed together with the incumbent `holder` in one interleaved call: (the new kernel's result,
+    the incumbent's result from the same call, stats.clears' decision). Stored, so a resumed run does not re-time."""
+    slug = _slug(label)
+    items = [(f"{holder['label']} (vs {label})", holder["path"]), (label, code_path)]
+    old, new = measure_all(store, items, harness, reference, limits)
+    if "ms" not in old or "ms" not in new:
+        return new, old, {"clears": False, "how": "none", "why": f"not timed: {new.get('error') or old.get('error')}"}
+    decision = cached(store.path("timing", f"{slug}.decision.json"), lambda: clears(new, old, margin=margin))
+    return new, old, decision

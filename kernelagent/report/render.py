@@ -65,10 +65,18 @@ def speed_line(report: RunReport) -> str:
     line = f"speed: best {best.get('label')} {best['ms']:.4g} ms, {best['speedup_vs_eager']:.2f}× vs eager"
     if best.get("speedup_vs_compile") is not None:
         line += f", {best['speedup_vs_compile']:.2f}× vs torch.compile"
+    if best.get("low_ms") is not None:
+        line += f" (median; interval {format_interval(best)})"
+    if best.get("note"):
+        line += f"; {best['note']}"
     return line
 
 
 def best_candidate(timings: dict | None) -> dict | None:
+    """The kernel the run shipped (select's choice); older result.json files without one: the largest speedup."""
+    shipped = (timings or {}).get("best")
+    if shipped and shipped.get("speedup_vs_eager") is not None:
+        return shipped
     timed = [c for c in (timings or {}).get("candidates") or [] if c.get("speedup_vs_eager") is not None]
     return max(timed, key=lambda c: c["speedup_vs_eager"]) if timed else None
 
@@ -98,7 +106,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(seconds=format_seconds, num=format_number, md_cell=md_cell, md_text=md_text,
-                       md_fence=md_fence)
+                       md_fence=md_fence, interval=format_interval)
     return env
 
 
@@ -108,6 +116,15 @@ def format_seconds(value: float | None) -> str:
 
 def format_number(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def format_interval(row: dict) -> str:
+    """A timing row's confidence interval for the median, with its coverage; "no interval" where it had none."""
+    low, high = row.get("low_ms"), row.get("high_ms")
+    if low is None or high is None:
+        return "no interval"
+    level = row.get("level")
+    return f"{low:.4g}–{high:.4g} ms" + (f" ({level:.0%})" if level is not None else "")
 
 
 def md_cell(value: object) -> str:
