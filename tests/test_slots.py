@@ -305,11 +305,12 @@ def test_verifier_pins_gpu_candidates_and_records_the_gpu_in_the_verdict(fake_gp
     assert len(fake_gpus.history()) == history_before + 1  # the CPU run took no slot
 
 
-def cpu_harness(tmp_path: Path) -> dict:
+def cpu_harness(tmp_path: Path, prelude: str = "") -> dict:
+    """The elementwise-add reference prepared on the CPU; `prelude` runs before it in the judge."""
     from kernelagent.verify import verifier
 
     return verifier.prepare_reference(
-        reference_source=(REPO_ROOT / "tests" / "corpus" / "problems" / "elementwise_add.py").read_text(),
+        reference_source=prelude + (REPO_ROOT / "tests" / "corpus" / "problems" / "elementwise_add.py").read_text(),
         harness_dir=tmp_path / "harness",
         device="cpu",
         draws=1,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kernelagent.runs.store import write_json
 from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env, write_into_candidate_folder
+from kernelagent.sandbox.slots import gpu_facts
 from kernelagent.verify.verifier import child_env, confines_filesystem, judge_of, sandbox_runner, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
@@ -210,11 +211,13 @@ def _read_report(path: Path, limit: int = 1 << 22) -> dict:
 
 
 def _record_slot(report: dict, gpu: str | None) -> None:
-    """Every timing result says which GPU produced it (None: not pinned, e.g. no GPU known)."""
+    """Every timing result says which GPU produced it (None: not pinned, e.g. no GPU known), and which physical GPU
+    that is where nvidia-smi knows it (gpu_index, gpu_uuid, gpu_name)."""
+    identity = {key: value for key, value in gpu_facts(gpu).items() if key != "gpu"}
     report["gpu_slot"] = gpu
     for result in (report.get("results") or {}).values():
         if isinstance(result, dict):
-            result["gpu_slot"] = gpu
+            result.update(gpu_slot=gpu, **identity)
 
 
 def _env(harness: dict) -> dict[str, str]:

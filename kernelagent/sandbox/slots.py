@@ -14,9 +14,31 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-__all__ = ["GpuSlots", "Placement", "gpu_placement", "pinned_env", "shared_slots", "visible_gpus"]
+__all__ = [
+    "GpuSlots",
+    "GpuUnavailable",
+    "Placement",
+    "gpu_facts",
+    "gpu_identity",
+    "gpu_placement",
+    "holding",
+    "pinned_env",
+    "restrict_gpus",
+    "shared_slots",
+    "use_placer",
+    "visible_gpus",
+]
 
 DEFAULT_SLOTS_PER_GPU = 2
+# A GPU whose runs failed for reasons of the device (its judge could not start, the device went away) this many
+# times in a row, with no success between, takes no new runs: they go to the other GPUs.
+FAILURES_TO_RETIRE = 2
+
+
+class GpuUnavailable(RuntimeError):
+    """Every GPU of the slots was retired after device failures: nothing left to place a run on."""
+
+
 _HISTORY_LIMIT = 10_000  # placements kept for run records; a long run must not grow without bound
 
 
@@ -37,9 +59,10 @@ class Placement:
 class GpuSlots:
     """Thread-safe placement of runs on GPUs: up to per_gpu shared holders per device, or one exclusive holder.
 
-    Shared requests go to the least-loaded device (ties: the first listed). An exclusive request reserves the
-    least-loaded device at once, so no new shared holder lands there while it waits for the current ones to leave;
-    requests of each kind are served first come, first served, so nobody starves.
+    Shared requests go to the least-loaded device (ties: the first listed; a device that just failed last). An
+    exclusive request reserves the least-loaded device at once, so no new shared holder lands there while it waits
+    for the current ones to leave; requests of each kind are served first come, first served, so nobody starves.
+    A device that fails repeatedly is retired (device_failed): the work goes on on the others.
     """
 
     def __init__(self, devices: Sequence[str], per_gpu: int, *, clock: Callable[[], float] = time.time) -> None:
@@ -56,6 +79,8 @@ class GpuSlots:
         self._shared_queue: deque[object] = deque()
         self._exclusive_queue: deque[object] = deque()
         self._history: deque[Placement] = deque(maxlen=_HISTORY_LIMIT)
+        self._failures = dict.fromkeys(self.devices, 0)  # device failures in a row
+        self._retired: dict[str, str] = {}  # device -> why it takes no new runs
 
     @contextmanager
     def acquire(self, exclusive: bool = False) -> Iterator[str]:
@@ -74,6 +99,30 @@ class GpuSlots:
         """Finished placements, oldest first (the last 10,000)."""
         with self._cond:
             return list(self._history)
+
+    def device_failed(self, device: str, reason: str) -> bool:
+        """A run on `device` failed because of the device, not the candidate (its judge could not start there, the
+        device disappeared). After FAILURES_TO_RETIRE in a row the device is retired: runs waiting for a slot and
+        new ones go to the other GPUs. Returns whether it is retired now."""
+        with self._cond:
+            if device not in self._failures:
+                return False
+            self._failures[device] += 1
+            if self._failures[device] >= FAILURES_TO_RETIRE and device not in self._retired:
+                self._retired[device] = reason
+                self._cond.notify_all()  # waiters re-pick among the GPUs left, or learn there are none
+            return device in self._retired
+
+    def device_worked(self, device: str) -> None:
+        """A run on `device` got as far as the device's side working: its failure count starts again."""
+        with self._cond:
+            if device in self._failures:
+                self._failures[device] = 0
+
+    def retired(self) -> dict[str, str]:
+        """{device: reason} for every retired GPU."""
+        with self._cond:
+            return dict(self._retired)
 
     def load(self) -> dict[str, dict]:
         """Now: {device: {"shared": holders, "reserved": held or awaited by an exclusive holder}}."""
@@ -125,8 +174,15 @@ class GpuSlots:
 
     def _least_loaded(self, *, shared: bool) -> str | None:
         """The unreserved device with the fewest shared holders (and, for shared, a free slot); None if none."""
-        free = [d for d in self.devices if d not in self._reserved and (not shared or self._shared[d] < self.per_gpu)]
-        return min(free, key=lambda d: self._shared[d], default=None)  # min keeps the first of equals
+        if len(self._retired) == len(self.devices):
+            raise GpuUnavailable(f"every GPU failed and was retired: {self._retired}")
+        free = [
+            d
+            for d in self.devices
+            if d not in self._reserved and d not in self._retired and (not shared or self._shared[d] < self.per_gpu)
+        ]
+        # A GPU that just failed comes last until it works again; min keeps the first of equals.
+        return min(free, key=lambda d: (self._failures[d] > 0, self._shared[d]), default=None)
 
     def _abandon(self, queue: deque[object], ticket: object) -> None:
         if ticket in queue:
@@ -183,6 +239,73 @@ def _count_with_nvidia_smi() -> int | None:
     return sum(1 for line in listing.splitlines() if line.startswith("GPU "))  # MIG instances are indented lines
 
 
+def restrict_gpus(count: int | None) -> list[str]:
+    """Use only the first `count` visible GPUs from now on in this process (and in what it starts: KERNELAGENT_GPUS
+    is set); None: all. Returns the GPUs in use. For `--gpus N`, e.g. to compare one GPU with two."""
+    if count is None:
+        return visible_gpus()
+    if count < 0:
+        raise ValueError("the GPU count must be 0 or more")
+    chosen = visible_gpus()[:count]
+    os.environ["KERNELAGENT_GPUS"] = ",".join(chosen)
+    _reset_shared_slots()
+    return chosen
+
+
+_SMI_FIELDS = ("index", "uuid", "name", "pci.bus_id")
+
+
+def gpu_identity(gpu: str | None) -> dict:
+    """{"index", "uuid", "name", "pci_bus_id"} of the physical GPU that CUDA_VISIBLE_DEVICES=gpu names (an index or
+    a UUID), from nvidia-smi (NVML in another process: no CUDA context here); {} when unknown (no nvidia-smi, a MIG
+    instance, a fake id in tests)."""
+    if gpu is None:
+        return {}
+    for row in _smi_gpus():
+        if gpu in (row["index"], row["uuid"]) or (gpu.startswith("GPU-") and row["uuid"].startswith(gpu)):
+            return dict(row)
+    return {}
+
+
+def gpu_facts(gpu: str | None) -> dict:
+    """What a verdict or timing records about where it ran: {"gpu": slot id, "gpu_index", "gpu_uuid", "gpu_name"}
+    (identity keys only where nvidia-smi knows the GPU); {} for an unpinned run."""
+    if gpu is None:
+        return {}
+    identity = gpu_identity(gpu)
+    return {"gpu": gpu, **{f"gpu_{key}": value for key, value in identity.items() if key != "pci_bus_id"}}
+
+
+_smi_rows: list[dict] | None = None
+_smi_lock = threading.Lock()
+
+
+def _smi_gpus() -> list[dict]:
+    """nvidia-smi's GPUs, asked once per process (a run records thousands of placements)."""
+    global _smi_rows
+    with _smi_lock:
+        if _smi_rows is None:
+            _smi_rows = _query_smi()
+        return _smi_rows
+
+
+def _query_smi() -> list[dict]:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    command = [smi, f"--query-gpu={','.join(_SMI_FIELDS)}", "--format=csv,noheader"]
+    try:
+        listing = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = []
+    for line in listing.splitlines():
+        values = [value.strip() for value in line.split(",")]
+        if len(values) == len(_SMI_FIELDS) and values[0].isdigit():
+            rows.append({"index": values[0], "uuid": values[1], "name": values[2], "pci_bus_id": values[3]})
+    return rows
+
+
 def _count_with_torch() -> int:
     torch = sys.modules.get("torch")
     if torch is None:
@@ -197,17 +320,31 @@ _shared: GpuSlots | None = None
 _shared_lock = threading.Lock()
 
 
+def slots_per_gpu() -> int:
+    """Shared verification runs per GPU (KERNELAGENT_SLOTS_PER_GPU, default 2)."""
+    return int(os.environ.get("KERNELAGENT_SLOTS_PER_GPU", DEFAULT_SLOTS_PER_GPU))
+
+
 def shared_slots(per_gpu: int | None = None) -> GpuSlots:
-    """The process-wide slots, created on first use from visible_gpus() and KERNELAGENT_SLOTS_PER_GPU (default 2).
+    """The process-wide slots, created on first use from visible_gpus() and KERNELAGENT_SLOTS_PER_GPU (default 2),
+    or the placer installed with use_placer (the Ray executor's, which leases GPUs from Ray).
 
     per_gpu applies only to the call that creates them; later calls get the same object whatever they pass.
     """
     global _shared
     with _shared_lock:
         if _shared is None:
-            count = per_gpu or int(os.environ.get("KERNELAGENT_SLOTS_PER_GPU", DEFAULT_SLOTS_PER_GPU))
-            _shared = GpuSlots(visible_gpus(), count)
+            _shared = GpuSlots(visible_gpus(), per_gpu or slots_per_gpu())
         return _shared
+
+
+def use_placer(placer: GpuSlots) -> None:
+    """Place this process's GPU runs with `placer` from now on: anything with GpuSlots' acquire(exclusive), devices,
+    history(), device_failed() and device_worked() (the Ray executor installs one that leases GPUs from Ray, so that
+    its tasks and this process's timing never share a GPU)."""
+    global _shared
+    with _shared_lock:
+        _shared = placer
 
 
 def _reset_shared_slots() -> None:
@@ -242,6 +379,29 @@ def gpu_placement(device: str, *, exclusive: bool = False) -> Iterator[str | Non
             yield gpu
         finally:
             _held.gpu = None
+
+
+@contextmanager
+def holding(gpu: str | None) -> Iterator[None]:
+    """Runs in this block (this thread) are on `gpu`, placed by someone else: a Ray task is given its GPU by Ray, so
+    gpu_placement inside yields that GPU and never queues in this process's own slots."""
+    before = getattr(_held, "gpu", None)
+    _held.gpu = gpu
+    try:
+        yield
+    finally:
+        _held.gpu = before
+
+
+def device_failed(gpu: str | None, reason: str) -> bool:
+    """Tell the process-wide placer that `gpu` failed as a device (see GpuSlots.device_failed)."""
+    return gpu is not None and shared_slots().device_failed(gpu, reason)
+
+
+def device_worked(gpu: str | None) -> None:
+    """Tell the process-wide placer that `gpu` worked (its failures in a row start again)."""
+    if gpu is not None and _shared is not None:
+        _shared.device_worked(gpu)
 
 
 def pinned_env(env: Mapping[str, str], gpu: str | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from kernelagent.errors import ReferenceError_
 from kernelagent.sandbox import (
     SandboxLimits,
     SandboxResult,
@@ -24,6 +25,7 @@ from kernelagent.sandbox import (
     scrubbed_env,
     write_into_candidate_folder,
 )
+from kernelagent.sandbox.slots import device_failed, device_worked, gpu_facts
 from kernelagent.verify import verdict as V
 from kernelagent.verify.judge_client import Judge, JudgeError, forget, judge_for
 from kernelagent.verify.judge_client import release as release_judges
@@ -229,10 +231,16 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
     limits = sandbox_limits(harness["device"], timeout_s)
     env = child_env(interpret=harness["device"] == "cpu", cache_dir=Path(harness["cache_dir"]))
     runner = sandbox_runner(harness)
-    for attempt in range(2):
+    for attempt in range(3):
         # The slot is held while the candidate runs; its judge lives on that same GPU (CUDA IPC is per device).
         with gpu_placement(harness["device"]) as gpu:
-            judge = judge_of(harness, gpu, timeout_s)
+            try:
+                judge = judge_of(harness, gpu, timeout_s)
+            except ReferenceError_ as err:  # prepared once already: the GPU failed (gone, full), not the reference
+                if gpu is None or attempt == 2:
+                    raise
+                device_failed(gpu, str(err)[:300])  # twice in a row: the GPU takes no more runs; try another
+                continue
 
             def run(stdin_fd: int) -> SandboxResult:
                 return runner(
@@ -247,6 +255,7 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
                 outcome, result = judge.session(options, run)
                 if outcome.get("judge_error") and not attempt:  # e.g. out of GPU memory beside other judges
                     raise JudgeError(outcome["judge_error"])
+                device_worked(gpu)
                 break
             except JudgeError:
                 forget(judge)
@@ -274,7 +283,7 @@ def _sandbox_facts(run: SandboxResult, outcome: dict, gpu: str | None) -> dict:
         "draws_planned": outcome.get("draws_planned"),
         **({"skipped_draws": outcome["skipped"]} if outcome.get("skipped") else {}),
         "rss_peak_bytes": run.rss_peak_bytes,
-        **({"gpu": gpu} if gpu is not None else {}),
+        **gpu_facts(gpu),  # the slot's id and, where nvidia-smi knows it, the physical GPU's index, UUID, name
     }
 
 
