@@ -29,6 +29,7 @@ from kernelagent.graph.context import RunContext
 from kernelagent.llm.client import endpoint, preflight
 from kernelagent.progress import Progress, choose_mode
 from kernelagent.runs.store import RunStore
+from kernelagent.sandbox.slots import restrict_gpus
 from kernelagent.spec import load_problem
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Spec in, verified Triton kernel out.")
@@ -81,6 +82,7 @@ PriceInOpt = typer.Option(None, "--price-in", help="USD per 1M input tokens (env
 PriceOutOpt = typer.Option(None, "--price-out", help="USD per 1M output tokens (env KERNELAGENT_PRICE_OUT).")
 ExecutorOpt = typer.Option(None, "--executor", help="Where verification runs: local (default) or ray.")
 RayAddressOpt = typer.Option(None, "--ray-address", help="For --executor ray: auto, ray://host:10001 or local.")
+GpusOpt = typer.Option(None, "--gpus", help="Use only the first N visible GPUs (default: every one).")
 # bench's own options.
 BenchFolderArg = typer.Argument(None, help="A folder of .md specs or KernelBench .py files (level1/, level2/...).")
 BenchResumeOpt = typer.Option(None, "--resume", help="Continue the suite SUITE_ID (finished problems are kept).")
@@ -100,12 +102,13 @@ BenchSizeOpt = typer.Option([], "--size", help="NAME=INT: override a size consta
 
 
 def _scale_options(  # noqa: ANN001 - plain option values
-    checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address
+    checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address, gpus=None
 ) -> dict:
     """Context fields of the checkpoint, budget and executor options that were given (None: not given)."""
     given = {
         "checkpoint_url": checkpoint_url, "max_tokens": max_tokens, "max_cost_usd": max_cost, "max_wall_s": max_wall,
         "price_in_per_m": price_in, "price_out_per_m": price_out, "executor": executor, "ray_address": ray_address,
+        "gpu_count": gpus,
     }
     return {k: v for k, v in given.items() if v is not None}
 
@@ -259,6 +262,7 @@ def run(
     price_out: float | None = PriceOutOpt,
     executor: str | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
+    gpus: int | None = GpusOpt,
     quiet: bool = QuietOpt,
     json_logs: bool = JsonLogsOpt,
 ) -> None:
@@ -270,7 +274,9 @@ def run(
         request_timeout_s=request_timeout, input_draws=draws, precision=precision, runs_dir=runs_dir, rtol=rtol,
         atol=atol, allow_tf32=allow_tf32 or None, autotune=autotune, optimise_rounds=optimise_rounds,
         target_roofline=target_roofline, max_retries=max_retries, warm_workers=warm_workers,
-        **_scale_options(checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address),
+        **_scale_options(
+            checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address, gpus
+        ),
     )
     progress = Progress(choose_mode(quiet, json_logs))
 
@@ -278,6 +284,7 @@ def run(
         load_problem(spec)  # a broken spec is reported as such, before the key, the endpoint or the settings
         ctx = settings.resolve(given | _run_options(sizes=_parse_sizes(size) or None)).context()
         preflight(ctx.llm_settings())  # no API key or provider package: say so before any work
+        restrict_gpus(ctx.gpu_count)  # before anything takes a GPU slot or starts Ray
         progress.header(
             f"kernelagent: {spec} with {ctx.model} at {endpoint(ctx.llm_settings())}, "
             f"{ctx.num_seeds} seeds x {ctx.rounds_per_seed} rounds, device {ctx.device}",
@@ -308,6 +315,7 @@ def resume(
     price_out: float | None = PriceOutOpt,
     executor: str | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
+    gpus: int | None = GpusOpt,
     quiet: bool = QuietOpt,
     json_logs: bool = JsonLogsOpt,
 ) -> None:
@@ -316,12 +324,13 @@ def resume(
     overrides = _run_options(model=model, base_url=base_url, max_retries=max_retries, verify_timeout_s=timeout,
                              request_timeout_s=request_timeout)
     overrides |= _scale_options(
-        checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address
+        checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address, gpus
     )
     progress = Progress(choose_mode(quiet, json_logs))
 
     def go() -> None:
         progress.header(f"kernelagent: resuming {run_id} from {runs_dir}/", run_id=run_id, runs_dir=runs_dir)
+        restrict_gpus(gpus)
         with progress:
             result = runs.resume_run(run_id, runs_dir, overrides, on_event=progress)
         _finish(result, progress)
@@ -423,6 +432,7 @@ def bench(
     price_out: float | None = PriceOutOpt,
     executor: str | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
+    gpus: int | None = GpusOpt,
 ) -> None:
     """Run every problem of FOLDER (a suite), several at once; `--resume SUITE_ID` continues an interrupted one.
     Writes table.csv/.json/.md: verdicts, rounds, speedups, tokens, cost, wall time and KernelBench's fast_p."""
@@ -430,7 +440,9 @@ def bench(
         "model": model, "base_url": base_url, "num_seeds": seeds, "rounds_per_seed": rounds, "device": device,
         "verify_timeout_s": timeout, "request_timeout_s": request_timeout, "input_draws": draws,
         "sizes": _parse_sizes(size) or None,
-        **_scale_options(checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address),
+        **_scale_options(
+            checkpoint_url, max_tokens, max_cost, max_wall, price_in, price_out, executor, ray_address, gpus
+        ),
     }
     given = {k: v for k, v in options.items() if v is not None}
     filters = {"filter": filter_, "level": level, "limit": limit}

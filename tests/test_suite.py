@@ -57,7 +57,7 @@ def test_table_reads_timings_tokens_and_cost_from_each_run(tmp_path):
     assert rows[0] | {"run_id": None} == {
         "problem": "level1/a", "verdict": "passed", "rounds": 2, "speedup_vs_eager": 3.0, "speedup_vs_compile": 2.0,
         "eager_ms": 0.30, "compile_ms": 0.20, "kernel_ms": 0.10, "tokens": 1000, "cost_usd": 0.0125, "wall_s": 12.5,
-        "run_id": None}
+        "placements": None, "run_id": None}
     assert (rows[1]["verdict"], rows[1]["rounds"], rows[1]["speedup_vs_eager"]) == ("failed", 3, None)
     assert rows[2]["verdict"] == "error" and rows[2]["rounds"] is None
     totals = write_tables(tmp_path, rows)
@@ -144,3 +144,28 @@ def test_suite_killed_mid_way_resumes_to_the_same_table(tmp_path):
         rows = list(csv.DictReader(table))
     assert [r["problem"] for r in rows] == [e[0] for e in expected] and rows[0]["speedup_vs_eager"] == ""
     assert "| level1/1_relu | passed | 1 |" in (cut_dir / "table.md").read_text()
+
+
+def test_table_lists_where_each_problem_ran_from_its_verdicts_and_timings(tmp_path):
+    """The GPU in every verdict and timing of a run folder, counted per problem and over the suite."""
+    h200 = {"gpu_index": "1", "gpu_uuid": "GPU-bbbb1111", "gpu_name": "NVIDIA H200"}
+    files = {
+        "r1/seed0/round0.verdict.json": {"passed": False, "details": {"gpu": "0"}},
+        "r1/seed1/round0.verdict.json": {"passed": True, "details": {"gpu": "1", **h200}},
+        "r1/optimise/o1.verdict.json": {"passed": True, "details": {"gpu": "1", **h200}},
+        "r1/timing/seed1_round0.json": {"ms": 0.1, "gpu_slot": "1", **h200},
+        "r1/timing/reference.json": {"eager_ms": 0.3, "gpu_slot": "0"},
+        "r2/seed0/round0.verdict.json": {"passed": True, "details": {"returncode": 0}},  # a CPU run: no GPU
+    }
+    for relative, content in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(json.dumps(content))
+    rows = [problem_row({"key": "a", "run_id": "r1"}, tmp_path), problem_row({"key": "b", "run_id": "r2"}, tmp_path)]
+    assert rows[0]["placements"] == {"verify": {"0": 1, "1": 2}, "timing": {"0": 1, "1": 1},
+                                     "names": {"1": "1 GPU-bbbb1111 NVIDIA H200"}}
+    assert rows[1]["placements"] is None
+    totals = write_tables(tmp_path, rows)
+    assert totals["gpus"]["1"] == {"verify": 2, "timing": 1, "problems": 1, "name": "1 GPU-bbbb1111 NVIDIA H200"}
+    table = (tmp_path / "table.md").read_text()
+    assert "| verify 0:1 1:2; timing 0:1 1:1 |" in table
+    assert "GPU 1 (1 GPU-bbbb1111 NVIDIA H200): 2 verifications, 1 timings, 1 problems." in table

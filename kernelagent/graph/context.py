@@ -104,6 +104,10 @@ class RunContext:
     ray_address: str | None = field(
         default=None, metadata={"description": "For executor ray: auto, ray://host:port, or local (start one here)."}
     )
+    gpu_count: int | None = field(
+        default=None,
+        metadata={"description": "Use only the first N visible GPUs (default: every one; env KERNELAGENT_GPU_COUNT)."},
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -130,6 +134,7 @@ class RunContext:
             (self.max_cost_usd is None or self.price_in_per_m + self.price_out_per_m > 0,
              "--max-cost needs prices: set --price-in/--price-out (USD per 1M tokens)"),
             (self.executor in ("local", "ray"), "--executor must be local or ray"),
+            (self.gpu_count is None or self.gpu_count >= 1, "--gpus must be at least 1"),
             (self.checkpoint_url is None or self.checkpoint_url.startswith(("postgresql://", "postgres://")),
              "--checkpoint-url must be a postgresql://... connection string"),
         ]

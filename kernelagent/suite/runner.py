@@ -22,6 +22,7 @@ from kernelagent.errors import KernelAgentError, RunNotFound, UsageError
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving
 from kernelagent.runs.store import RunStore, new_run_id, read_json, read_trusted_json, write_json
+from kernelagent.sandbox.slots import restrict_gpus
 from kernelagent.spec import load_problem
 from kernelagent.suite.discover import SuiteProblem
 from kernelagent.suite.tables import problem_row, write_tables
@@ -100,7 +101,9 @@ def run_suite(suite: Suite, parallel: int, overrides: dict | None = None, on_eve
     if parallel < 1:
         raise UsageError("--parallel must be at least 1")
     with driving(suite.root, f"suite {suite.suite_id}"):
-        return _run_all(suite, parallel, suite.context(overrides), on_event)
+        ctx = suite.context(overrides)
+        restrict_gpus(ctx.gpu_count)  # one set of GPUs for every problem, chosen before any takes a slot
+        return _run_all(suite, parallel, ctx, on_event)
 
 
 def _run_all(suite: Suite, parallel: int, ctx: RunContext, on_event: Progress | None) -> dict:

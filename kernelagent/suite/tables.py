@@ -1,4 +1,5 @@
-"""A suite's results table (CSV, JSON, Markdown) and KernelBench's fast_p, read from each run's result.json."""
+"""A suite's results table (CSV, JSON, Markdown) and KernelBench's fast_p, read from each run's result.json, and
+where each problem's candidates ran (the GPU in every verdict and timing of its run folder)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from kernelagent.runs.store import read_json, write_json
 FAST_P_THRESHOLDS = (0.0, 1.0, 1.5, 2.0)
 COLUMNS = (
     "problem", "verdict", "rounds", "speedup_vs_eager", "speedup_vs_compile", "eager_ms", "compile_ms", "kernel_ms",
-    "tokens", "cost_usd", "wall_s", "run_id",
+    "tokens", "cost_usd", "wall_s", "placements", "run_id",
 )
 
 
@@ -34,8 +35,39 @@ def problem_row(entry: dict, runs_dir: Path) -> dict:
         "tokens": (tokens.get("input_tokens", 0) + tokens.get("output_tokens", 0)) if tokens else None,
         "cost_usd": result.get("cost_usd"),
         "wall_s": meta.get("wall_s"),
+        "placements": placements(runs_dir / run_id) if run_id else None,
         "run_id": run_id,
     }
+
+
+def placements(run_dir: Path) -> dict | None:
+    """{"verify": {gpu: verdicts}, "timing": {gpu: timed candidates}, "names": {gpu: "index uuid name"}} from the
+    run folder's verdicts and timings; None where none ran pinned to a GPU (CPU runs, hosts without GPUs)."""
+    found: dict = {"verify": {}, "timing": {}, "names": {}}
+    for path in sorted(run_dir.rglob("*.verdict.json")):
+        _count(found, "verify", ((read_json(path) or {}).get("details") or {}), "gpu")
+    for path in sorted((run_dir / "timing").glob("*.json")):
+        _count(found, "timing", read_json(path) or {}, "gpu_slot")
+    return found if found["verify"] or found["timing"] else None
+
+
+def _count(found: dict, kind: str, record: dict, key: str) -> None:
+    gpu = record.get(key) if isinstance(record, dict) else None
+    if gpu is None:
+        return
+    found[kind][str(gpu)] = found[kind].get(str(gpu), 0) + 1
+    identity = " ".join(str(record[k]) for k in ("gpu_index", "gpu_uuid", "gpu_name") if record.get(k))
+    if identity:
+        found["names"][str(gpu)] = identity
+
+
+def placements_cell(value: dict | None) -> str:
+    """"verify 0:5 1:3; timing 1:2" (GPU: count)."""
+    if not value:
+        return ""
+    parts = [f"{kind} " + " ".join(f"{gpu}:{n}" for gpu, n in sorted(value[kind].items()))
+             for kind in ("verify", "timing") if value.get(kind)]
+    return "; ".join(parts)
 
 
 def _rounds(result: dict) -> int | None:
@@ -65,7 +97,23 @@ def summary(rows: list[dict]) -> dict:
         **{f"fast_{p:g}": round(fast_p(rows, p), 4) for p in FAST_P_THRESHOLDS},
         "tokens": sum(row["tokens"] or 0 for row in rows),
         "cost_usd": round(sum(costs), 6) if costs else None,
+        "gpus": gpu_totals(rows),
     }
+
+
+def gpu_totals(rows: list[dict]) -> dict:
+    """{gpu: {"verify": n, "timing": n, "problems": n, "name": ...}} over the whole suite."""
+    totals: dict[str, dict] = {}
+    for row in rows:
+        value = row.get("placements") or {}
+        for gpu in sorted(set(value.get("verify", {})) | set(value.get("timing", {}))):
+            entry = totals.setdefault(gpu, {"verify": 0, "timing": 0, "problems": 0})
+            entry["verify"] += value.get("verify", {}).get(gpu, 0)
+            entry["timing"] += value.get("timing", {}).get(gpu, 0)
+            entry["problems"] += 1
+            if value.get("names", {}).get(gpu):
+                entry["name"] = value["names"][gpu]
+    return totals
 
 
 def write_tables(suite_dir: Path, rows: list[dict]) -> dict:
@@ -90,12 +138,18 @@ def markdown(rows: list[dict], totals: dict) -> str:
         lines.append("No timings (e.g. a CPU run): speedups are blank and fast_p for p > 0 is 0.")
     cost = f"${totals['cost_usd']:.4f}" if totals["cost_usd"] is not None else "unknown (no prices set)"
     lines.append(f"Tokens: {totals['tokens']}; cost: {cost}.")
+    for gpu, used in totals.get("gpus", {}).items():
+        name = f" ({used['name']})" if used.get("name") else ""
+        lines.append(f"GPU {gpu}{name}: {used['verify']} verifications, {used['timing']} timings, "
+                     f"{used['problems']} problems.")
     return "\n".join(lines) + "\n"
 
 
 def _cell(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, dict):
+        return placements_cell(value)
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
