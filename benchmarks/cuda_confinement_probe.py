@@ -1,48 +1,203 @@
-"""Which extra Landlock rule lets CUDA initialise in a confined child? (GPU machine; GPU runs are unconfined until
-this is known: see verifier.confines_filesystem.)
+"""Can a GPU candidate run confined? One run on the GPU machine answers for each configuration the sandbox may use.
 
-    python3 benchmarks/cuda_confinement_probe.py
+    python3 benchmarks/cuda_confinement_probe.py [--out probe.json]
 
-Each variant forks (torch imported, CUDA untouched, like the warm pool's server), applies the sandbox's rules plus the
-variant's extra readable or writable path, initialises CUDA and prints OK or the error. Seen on an H100 (2026-11-25):
-every read-only variant, "/" included, failed with error 304; only "w:/" worked.
+For each variant a child is forked (torch imported, CUDA untouched, as from the warm pool's server), confined with the
+sandbox's own primitives and the product's GPU limits (verifier.sandbox_limits("cuda"): Landlock with
+filesystem.gpu_rules, ABI 6 scopes where the kernel has them), and then, step by step:
+  cuda_init  initialises CUDA and sums a tensor on the GPU;
+  triton     compiles and launches a Triton kernel whose source lies in the candidate's folder, with its cache there;
+  ipc        maps a CUDA tensor lent by another process through torch's legacy CUDA IPC (what the judge does,
+             verify/wire.py) and checks its values.
+The lender is a separate forked process, started before any CUDA use; with --uid it runs under the candidate's uid and
+undumpable, as a judge sharing the candidates' uid would.
+
+Variants: "unconfined" (control), "confined" (the product's GPU rules, our uid), "confined+uid" (and the candidate and
+the lender as an unprivileged uid: the design for uid separation on the GPU), "confined+shm" (may also create files in
+/dev/shm), "confined+w:/" (everything writable: tells whether any Landlock rule at all is the trouble).
+If "confined" fails, switch GPU confinement off in kernelagent/verify/verifier.py (GPU_CONFINED = False) and put the
+failing step and error in GPU_UNCONFINED_BECAUSE.
+Seen on an H100 (2026-11-25, the CPU rules only, no /dev/nvidia* write rule): every read-only variant failed CUDA init
+with error 304; only "w:/" worked.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import json
 import os
+import pickle
 import sys
 import tempfile
+import traceback
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from kernelagent.sandbox.filesystem import confinement_rules  # noqa: E402
-from kernelagent.sandbox.reaper import confine_filesystem  # noqa: E402
+from kernelagent.sandbox.identity import reveal_plan  # noqa: E402
+from kernelagent.sandbox.reaper import _reveal, apply_limits_in_child  # noqa: E402
+from kernelagent.sandbox.runner import own_caches, with_filesystem_rules  # noqa: E402
+from kernelagent.verify import verifier  # noqa: E402
 
-VARIANTS = ("none", "r:/proc", "r:/run", "r:/", "w:/tmp", "w:/proc", "w:/run", "w:/sys", "w:/var", "w:/")
+PROBE_UID = 60999  # below the sandbox's own pool (61000+), so no live run holds it
+VARIANTS = {
+    "unconfined": {"confine": False},
+    "confined": {"confine": True},
+    "confined+uid": {"confine": True, "uid": PROBE_UID},
+    "confined+shm": {"confine": True, "extra_write": ["/dev/shm"]},
+    "confined+w:/": {"confine": True, "extra_write": ["/"]},
+}
+KERNEL = '''import triton
+import triton.language as tl
 
 
-def main() -> None:
-    cwd = Path(tempfile.mkdtemp(prefix="cuda-confinement-"))
-    env = {"HOME": str(cwd), "TMPDIR": str(cwd), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    readable, writable = confinement_rules(cwd, env)
-    for variant in VARIANTS:
-        kind, _, path = variant.partition(":")
-        extra_read, extra_write = ([path] if kind == "r" else []), ([path] if kind == "w" else [])
-        pid = os.fork()
-        if pid == 0:
-            confined = confine_filesystem([*readable, *extra_read], [*writable, *extra_write])
-            try:
-                total = torch.ones(2, device="cuda").sum().item()
-                print(f"{variant:<10} confined={confined} OK ({total})", flush=True)
-            except Exception as err:  # noqa: BLE001 - the error is the finding
-                print(f"{variant:<10} confined={confined} FAIL {str(err)[:120]}", flush=True)
-            os._exit(0)
-        os.waitpid(pid, 0)
+@triton.jit
+def add_one(x_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(x_ptr + offsets, tl.load(x_ptr + offsets, mask=mask) + 1, mask=mask)
+'''
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--only", nargs="*", default=list(VARIANTS))
+    args = parser.parse_args()
+    if torch.cuda.is_initialized():
+        raise SystemExit("CUDA must stay uninitialised in the probe's parent")
+    results = [probe(name, VARIANTS[name]) for name in args.only]
+    verdict = {r["variant"]: all(r.get(step) == "ok" for step in ("cuda_init", "triton", "ipc")) for r in results}
+    summary = {"results": results, "works": verdict, "gpu_confinement_ok": verdict.get("confined", False)}
+    text = json.dumps(summary, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+def probe(name: str, variant: dict) -> dict:
+    uid = variant.get("uid") if os.geteuid() == 0 else None
+    if variant.get("uid") and uid is None:
+        return {"variant": name, "skipped": "needs root to change uid"}
+    cwd = Path(tempfile.mkdtemp(prefix=f"cuda-probe-{name.replace(':', '').replace('/', '')}-"))
+    os.chmod(cwd, 0o755)
+    env = {"HOME": str(cwd / "home"), "TMPDIR": str(cwd / "tmp"), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    for folder in ("home", "tmp"):
+        (cwd / folder).mkdir()
+    (cwd / "probe_kernel.py").write_text(KERNEL)
+    own_caches(cwd, env)
+    limits = verifier.sandbox_limits("cuda", 120)
+    limits = replace(limits, confine_filesystem=variant["confine"], unprivileged=False)
+    limits = with_filesystem_rules(limits, cwd, env)
+    limits = replace(limits, writable_paths=(*limits.writable_paths, *variant.get("extra_write", [])))
+    if uid is not None:
+        plan = reveal_plan((*limits.readable_paths, *limits.writable_paths), cwd)
+        limits = replace(limits, run_as_uid=uid, reveal=plan)
+        for path in [cwd, *cwd.rglob("*")]:
+            os.lchown(path, uid, uid)
+    lender_pid, handle = start_lender(uid, limits.reveal if uid is not None else ())
+    result_r, result_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(result_r)
+        os.write(result_w, json.dumps(candidate(name, limits, env, cwd, handle)).encode())
+        os._exit(0)
+    os.close(result_w)
+    data = b""
+    while chunk := os.read(result_r, 65536):
+        data += chunk
+    os.close(result_r)
+    os.waitpid(pid, 0)
+    os.kill(lender_pid, 9)
+    os.waitpid(lender_pid, 0)
+    return json.loads(data) if data else {"variant": name, "error": "the candidate died without a report"}
+
+
+def start_lender(uid: int | None, reveal: tuple) -> tuple[int, str]:
+    """A forked process that puts a tensor on the GPU and lends it by CUDA IPC (returns its pid and the handle)."""
+    handle_r, handle_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(handle_r)
+        try:
+            if uid is not None:
+                if reveal:
+                    _reveal(reveal)
+                os.setgroups([])
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+                import ctypes  # noqa: PLC0415
+
+                ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: as the judge would be
+            from torch.multiprocessing.reductions import reduce_tensor  # noqa: PLC0415
+
+            lent = torch.arange(1024, dtype=torch.float32, device="cuda")
+            torch.cuda.synchronize()
+            _, args = reduce_tensor(lent)
+            os.write(handle_w, base64.b64encode(pickle.dumps(args)) + b"\n")
+        except BaseException:  # noqa: B036
+            os.write(handle_w, b"ERROR " + traceback.format_exc().encode().replace(b"\n", b" | ") + b"\n")
+        os.close(handle_w)
+        import time  # noqa: PLC0415
+
+        time.sleep(600)
+        os._exit(0)
+    os.close(handle_w)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(handle_r, 65536)
+        if not chunk:
+            break
+        line += chunk
+    os.close(handle_r)
+    return pid, line.decode().strip()
+
+
+def candidate(name: str, limits, env: dict, cwd: Path, handle: str) -> dict:  # noqa: ANN001
+    report: dict = {"variant": name}
+    try:
+        report["confinement"] = apply_limits_in_child(limits)
+        os.environ.update(env)
+        os.chdir(cwd)
+        sys.path.insert(0, str(cwd))
+    except BaseException:  # noqa: B036
+        report["setup"] = traceback.format_exc()[-600:]
+        return report
+    report["cuda_init"] = step(lambda: torch.ones(2, device="cuda").sum().item() == 2.0)
+    report["triton"] = step(lambda: launch_triton())
+    report["ipc"] = step(lambda: map_lent(handle))
+    report["shm_files"] = sorted(os.listdir("/dev/shm"))[:20] if os.access("/dev/shm", os.R_OK) else "unreadable"
+    return report
+
+
+def step(action) -> str:  # noqa: ANN001
+    try:
+        return "ok" if action() else "wrong result"
+    except BaseException as err:  # noqa: B036 - the error is the finding
+        return f"FAIL {type(err).__name__}: {str(err)[:300]}"
+
+
+def launch_triton() -> bool:
+    import probe_kernel  # noqa: PLC0415 - lies in the candidate's folder
+
+    x = torch.zeros(1000, device="cuda")
+    probe_kernel.add_one[(4,)](x, 1000, BLOCK=256)
+    return bool((x == 1).all().item()) and any(Path(os.environ["TRITON_CACHE_DIR"]).iterdir())
+
+
+def map_lent(handle: str) -> bool:
+    if handle.startswith("ERROR"):
+        raise RuntimeError(f"the lender failed: {handle[:400]}")
+    from torch.multiprocessing.reductions import rebuild_cuda_tensor  # noqa: PLC0415
+
+    lent = rebuild_cuda_tensor(*pickle.loads(base64.b64decode(handle)))
+    return float(lent.sum().item()) == float(sum(range(1024)))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -47,6 +47,10 @@ def write_module(cwd: Path, code: str) -> str:
     return name
 
 
+# Neither Landlock's signal scope nor a uid of its own, as on a kernel without them: the backstops' tests.
+UNSCOPED = {"confine_filesystem": False, "unprivileged": False}
+
+
 def run_code(pool: WarmPool, code: str, cwd: Path, env: dict | None = None, **limit_overrides) -> SandboxResult:
     module = write_module(cwd, code)
     env = INTERPRET_ENV if env is None else env
@@ -200,6 +204,7 @@ def test_forked_descendants_carry_the_run_marker_in_proc_environ(pool, tmp_path)
 
 
 def test_nothing_survives_when_the_candidate_kills_its_supervisor(pool, tmp_path):
+    # The backstop where the kernel would not stop the signal (no Landlock scope, no uid of its own: UNSCOPED).
     code = (
         SPAWN_SETSID_GRANDCHILD
         + """
@@ -210,13 +215,13 @@ def test_nothing_survives_when_the_candidate_kills_its_supervisor(pool, tmp_path
     """
     )
     before = server_pid(pool)
-    result = run_code(pool, code, tmp_path, timeout_s=10)
+    result = run_code(pool, code, tmp_path, timeout_s=10, **UNSCOPED)
     assert result.wall_s < 5
     pids = read_pids(tmp_path / "pids.txt")
     assert len(pids) == 2 and not any(is_running(pid) for pid in pids)
     assert "without a status report" in result.stderr
     for _ in range(5):  # killed at once, before the supervisor could say anything: still not the server's fault
-        quick = run_code(pool, "import os; os.kill(os.getppid(), 9)", tmp_path)
+        quick = run_code(pool, "import os; os.kill(os.getppid(), 9)", tmp_path, **UNSCOPED)
         assert quick.returncode is None and "without a status report" in quick.stderr
     assert_still_serving(pool, tmp_path)
     assert server_pid(pool) == before, "the server itself was not touched"
@@ -228,14 +233,17 @@ def test_server_survives_os_exit_and_a_candidate_killing_its_own_process_group(p
     assert (exited.returncode, exited.stdout) == (5, "bye\n")
     killed = run_code(pool, "import os, signal; os.killpg(0, signal.SIGKILL)", tmp_path)
     assert killed.signal_name == "SIGKILL" and not killed.timed_out
-    parents_group = run_code(pool, "import os, signal; os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)", tmp_path)
+    parents_group = run_code(
+        pool, "import os, signal; os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)", tmp_path, **UNSCOPED
+    )
     assert parents_group.returncode is None and "without a status report" in parents_group.stderr
     assert_still_serving(pool, tmp_path)
     assert server_pid(pool) == before
 
 
 def test_pool_restarts_a_server_the_candidate_killed_and_nothing_survives(pool, tmp_path):
-    # A confined candidate cannot read other processes' /proc entries to find the server, but it can guess a pid.
+    # A confined candidate can guess the server's pid but not signal it (Landlock's signal scope, its own uid): this
+    # is the backstop where neither applies.
     before = server_pid(pool)
     code = (
         SPAWN_SETSID_GRANDCHILD
@@ -245,7 +253,7 @@ def test_pool_restarts_a_server_the_candidate_killed_and_nothing_survives(pool, 
     time.sleep(3600)
     """
     )
-    result = run_code(pool, code, tmp_path, timeout_s=2)
+    result = run_code(pool, code, tmp_path, timeout_s=2, **UNSCOPED)
     assert result.timed_out and result.stdout == "killed the server\n"
     assert not is_running(before)
     (grandchild,) = read_pids(tmp_path / "pids.txt")
@@ -375,10 +383,12 @@ def test_network_is_isolated_from_host_services(pool, tmp_path, local_http_serve
 
 
 def test_four_concurrent_requests_from_threads_run_in_parallel(pool, tmp_path):
-    module = write_module(tmp_path, "import sys, time; time.sleep(0.5); print(sys.argv[1])")
-
+    # A folder per run, as the verifier gives each candidate: while it runs, a folder belongs to its run's uid.
     def run(i: int) -> str:
-        return pool.run_module(module, [str(i)], cwd=tmp_path, limits=SandboxLimits(), env=INTERPRET_ENV).stdout
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        module = write_module(folder, "import sys, time; time.sleep(0.5); print(sys.argv[1])")
+        return pool.run_module(module, [str(i)], cwd=folder, limits=SandboxLimits(), env=INTERPRET_ENV).stdout
 
     started = time.monotonic()
     with ThreadPoolExecutor(4) as threads:
@@ -418,7 +428,8 @@ def test_request_env_reaches_c_level_getenv_before_the_candidate_imports(pool, t
     """
     env = INTERPRET_ENV | {"TRITON_CACHE_DIR": str(tmp_path / "tcache"), "CUDA_VISIBLE_DEVICES": "3"}
     result = run_code(pool, code, tmp_path, env=env)
-    assert result.stdout.split() == [str(tmp_path / "tcache"), "True", "3", "False"], result.tail()
+    # A confined run's Triton cache is its own, whatever env asked (runner.own_caches).
+    assert result.stdout.split() == [str(tmp_path / ".triton-cache"), "True", "3", "False"], result.tail()
 
 
 def test_mode_mismatch_is_refused(pool, tmp_path):

@@ -8,6 +8,7 @@ from kernelagent.sandbox.runner import (
     scrubbed_env,
     write_into_candidate_folder,
 )
+from kernelagent.sandbox.sizing import run_memory_bytes
 from kernelagent.sandbox.slots import GpuSlots, gpu_placement, pinned_env, shared_slots
 from kernelagent.sandbox.warm import WarmPool, WarmPoolError, run_sandboxed_warm, shared_pool
 
@@ -20,6 +21,7 @@ __all__ = [
     "apply_limits_in_child",
     "gpu_placement",
     "pinned_env",
+    "run_memory_bytes",
     "run_sandboxed",
     "run_sandboxed_warm",
     "scrubbed_env",

@@ -9,17 +9,17 @@ other runs and the expected outputs, this source tree beyond the `kernelagent` p
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import site
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# Read-only: what an interpreter and a compiler need (and the CUDA driver, once GPU runs are confined: see
-# verifier.confines_filesystem). Not /run as a whole (containers mount secrets
+# Read-only: what an interpreter and a compiler need (the CUDA driver's extra rules: gpu_rules). Not /run as a whole (containers mount secrets
 # at /run/secrets), not /tmp, /home, /root, /srv, /mnt, /var. Of /dev only the few character devices a Python
 # process uses: not /dev/shm (a candidate's file there outlived its run), not disks or /dev/kmsg, and no device node
-# can be created (creating one needs write rights on a folder). GPU runs, once confined, will add the driver's nodes.
+# can be created (creating one needs write rights on a folder). GPU runs add the driver's nodes (gpu_rules).
 _SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt", "/sys", "/nix",
                 "/snap", "/run/nvidia-persistenced", "dir:/dev", "/dev/urandom", "/dev/random")
 _SYSTEM_WRITE = ("/dev/null", "/dev/zero", "/dev/full")
@@ -31,13 +31,31 @@ _SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the ker
 _PACKAGE = _SOURCE_ROOT / "kernelagent"
 
 
-def confinement_rules(cwd: Path, env: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(readable, writable) for a run in cwd with env; a "dir:" prefix allows listing a folder, not reading files."""
+def confinement_rules(
+    cwd: Path, env: Mapping[str, str], *, gpu: bool = False
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(readable, writable) for a run in cwd with env; a "dir:" prefix allows listing a folder, not reading files,
+    "rw-files:" reading and writing files that exist there (no creating). gpu adds what CUDA needs (gpu_rules)."""
     caches = [env[name] for name in _CACHE_ENV if env.get(name)]
     scratch = [env[name] for name in _SCRATCH_ENV if env.get(name) and Path(env[name]).resolve().is_relative_to(cwd)]
     writable = [str(cwd), *caches, *scratch, *_SYSTEM_WRITE]
     readable = [*_SYSTEM_READ, *_proc(), *_python_installation(), *_import_path(env)]
+    if gpu:
+        gpu_read, gpu_write = gpu_rules()
+        readable, writable = [*readable, *gpu_read], [*writable, *gpu_write]
     return tuple(dict.fromkeys(readable)), tuple(dict.fromkeys(writable))
+
+
+def gpu_rules() -> tuple[list[str], list[str]]:
+    """What a confined CUDA process needs beyond the CPU rules, from what the driver and torch are known to open:
+    the driver's device nodes read-write (every CUDA call is an ioctl on them; ioctls stay allowed, as Landlock's
+    IOCTL_DEV right is not handled), the driver's libraries and /sys, /proc/driver/nvidia read-only (already in the
+    system rules), and /dev/shm for existing files only: torch's CUDA IPC opens the lender's reference-count file
+    there by name, but a candidate may not create files that would outlive it. HOME (CUDA's JIT cache) and TMPDIR
+    lie in the run's folder. benchmarks/cuda_confinement_probe.py checks these on a GPU machine."""
+    nodes = sorted(glob.glob("/dev/nvidia*")) + sorted(glob.glob("/dev/nvidia-caps/*"))
+    readable = ["dir:/dev/nvidia-caps", "rw-files:/dev/shm"]
+    return readable, [node for node in nodes if not os.path.isdir(node)]
 
 
 @functools.cache  # the same for every run of this process: kept off the per-candidate path

@@ -24,17 +24,19 @@ import types
 
 from kernelagent.sandbox.reaper import (
     _PR_SET_CHILD_SUBREAPER,
+    FolderWatch,
     MemoryWatch,
     _exited_children,
-    _has_children,
     _kill_exact,
     _libc,
     _netns_id,
     _read_stat,
     _reap_exited_children,
     apply_limits_in_child,
+    end_of_run_status,
     isolation_report,
     kill_all_descendants,
+    kill_uid,
     read_isolation_report,
 )
 from kernelagent.sandbox.runner import _MARKER_VAR, _without_secrets
@@ -240,23 +242,16 @@ def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str], st
     stamp_marker(request["token"])
     _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # daemons and setsid'd grandchildren stay below us
     limits = types.SimpleNamespace(**request["limits"])
-    pid, (isolated, confined) = _fork_candidate(request, limits, reply, boot_path, stdin_fd)
+    pid, facts = _fork_candidate(request, limits, reply, boot_path, stdin_fd)
     if stdin_fd is not None:
         os.close(stdin_fd)  # the candidate's alone now: its end closes when its tree dies
     deadline = time.monotonic() + limits.timeout_s
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))  # the candidate's tree: all below us
-    wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch)
+    folder = FolderWatch(request["cwd"], getattr(limits, "folder_bytes", None))
+    wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch, folder)
     leftovers = kill_all_descendants(exclude_pid=pid)
-    status = {
-        "wait_status": wait_status,
-        "stopped": why == "stopped",
-        "memory_exceeded": why == "memory",
-        **watch.report(),
-        "leftovers_killed": leftovers,
-        "cleanup_complete": not _has_children(),
-        "network_isolated": isolated,
-        "filesystem_confined": confined,
-    }
+    kill_uid(getattr(limits, "run_as_uid", None))
+    status = end_of_run_status(wait_status, why, watch, folder, leftovers, facts)
     try:
         _send_json(reply, {"event": "status", "status": status})
     except OSError:
@@ -307,9 +302,9 @@ def stamp_marker(token: str) -> bool:
 
 def _fork_candidate(
     request: dict, limits: types.SimpleNamespace, reply: socket.socket, boot_path: list[str], stdin_fd: int | None
-) -> tuple[int, tuple[bool, bool]]:
-    """Fork the candidate with limits applied; return (pid, (network_isolated, filesystem_confined)) as the candidate
-    itself observed them."""
+) -> tuple[int, dict]:
+    """Fork the candidate with limits applied; return (pid, its confinement record) as the candidate itself
+    observed it."""
     own_netns = _netns_id()
     out_fd = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     err_fd = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -319,16 +314,24 @@ def _fork_candidate(
         _candidate_child(request, limits, own_netns, (out_fd, err_fd, report_w, stdin_fd), reply, boot_path)
     for fd in (out_fd, err_fd, report_w):
         os.close(fd)
-    report = os.read(report_r, 2)  # written right after the limits were applied; EOF if the child died first
+    report = b""  # written right after the limits were applied; EOF once the child closed its descriptors or died
+    while chunk := os.read(report_r, 4096):
+        report += chunk
     os.close(report_r)
     return pid, read_isolation_report(report)
 
 
 def _wait_for_candidate(
-    pid: int, reply: socket.socket, wake_r: int, stop: threading.Event, deadline: float, watch: MemoryWatch
+    pid: int,
+    reply: socket.socket,
+    wake_r: int,
+    stop: threading.Event,
+    deadline: float,
+    watch: MemoryWatch,
+    folder: FolderWatch,
 ) -> tuple[int | None, str]:
-    """(wait status, "exited"), or (None, why) on timeout, SIGTERM or hang-up ("stopped") or too much memory
-    ("memory"); after None we just clean up."""
+    """(wait status, "exited"), or (None, why) on timeout, SIGTERM or hang-up ("stopped"), too much memory
+    ("memory") or a folder over its quota ("disk"); after None we just clean up."""
     poller = select.poll()
     poller.register(wake_r, select.POLLIN)
     poller.register(reply, select.POLLIN)  # the client never writes here: readable means it closed its end
@@ -338,10 +341,12 @@ def _wait_for_candidate(
             return status, "exited"
         if watch.over():
             return None, "memory"
+        if folder.over():
+            return None, "disk"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None, "stopped"
-        for fd, _ in poller.poll(watch.wait_s(remaining) * 1000):
+        for fd, _ in poller.poll(min(watch.wait_s(remaining), folder.wait_s(remaining)) * 1000):
             if fd == reply.fileno():
                 return None, "stopped"
             _drain(wake_r)
@@ -366,8 +371,8 @@ def _candidate_child(
         reply.close()  # the candidate must not be able to forge its own status
         os.setsid()
         _redirect_stdio(out_fd, err_fd, stdin_fd)
-        confined = apply_limits_in_child(limits)
-        os.write(report_w, isolation_report(own_netns, confined))
+        facts = apply_limits_in_child(limits)
+        os.write(report_w, isolation_report(own_netns, facts))
         _close_all_but_stdio()
         _adopt_environment(request["env"], request["cwd"], boot_path)
     except BaseException as exc:  # noqa: B036 - nothing may escape a forked child

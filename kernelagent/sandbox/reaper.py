@@ -5,6 +5,7 @@ Run as ``python -I -S reaper.py STATUS_FD CONFIG_JSON``; stdlib only and no heav
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import json
@@ -22,9 +23,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kernelagent.sandbox.runner import SandboxLimits
 
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _PR_SET_CHILD_SUBREAPER = 36
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -38,25 +44,30 @@ _WAKE_SIGNALS = {signal.SIGCHLD, signal.SIGTERM}
 # Host-memory watchdog: how often the tree's resident memory is summed, and the most CPU a check may cost when it has
 # to scan all of /proc (kernels without CONFIG_PROC_CHILDREN): a slow scan stretches the interval instead.
 _RSS_POLL_S = 0.05
+_FOLDER_POLL_S = 0.25
 _RSS_MAX_CPU_SHARE = 0.05
 
 
 # --------------------------------------------------------------------------- limits (also used by a fork server)
 
 
-def apply_limits_in_child(limits: SandboxLimits) -> bool:
-    """Isolate the network, confine the filesystem (both best effort) and set rlimits in the current, already-forked
-    process; returns whether the filesystem confinement took effect.
+def apply_limits_in_child(limits: SandboxLimits) -> dict:
+    """Isolate the network, confine the filesystem, signals and abstract sockets (Landlock), set rlimits and, where a
+    uid was chosen for the run, become that uid, in the current, already-forked process; return what took effect
+    (the confinement record: see isolation_report).
 
     Call it between fork and exec, or right after fork in a warm fork server. Limits only ever tighten: a request above
-    the current hard limit is clamped to it. Network isolation and filesystem confinement are skipped when the OS
-    refuses them; the caller reports what actually happened (isolation_report).
+    the current hard limit is clamped to it. What the OS refuses is skipped and recorded, never assumed.
     """
     if limits.isolate_network:
         _isolate_network()
-    confined = False
+    uid = getattr(limits, "run_as_uid", None)
+    if uid is not None and getattr(limits, "reveal", None):
+        _reveal(limits.reveal)  # while still root, before the rules' paths are opened
+    facts: dict = {"filesystem_confined": False, "landlock_abi": landlock_abi(), "scopes": []}
     if limits.confine_filesystem:
-        confined = confine_filesystem(limits.readable_paths, limits.writable_paths)
+        confined, scopes = confine_filesystem(limits.readable_paths, limits.writable_paths)
+        facts.update(filesystem_confined=confined, scopes=scopes)
     _set_rlimit(resource.RLIMIT_CORE, 0, 0)
     cpu_s = cpu_seconds_for(limits)
     _set_rlimit(resource.RLIMIT_CPU, cpu_s, cpu_s + _CPU_HARD_GRACE_S)
@@ -66,17 +77,208 @@ def apply_limits_in_child(limits: SandboxLimits) -> bool:
     # callers turn it off there (apply_memory_limit=False) and only CPU runs get an address-space cap.
     if limits.apply_memory_limit and limits.memory_bytes is not None:
         _set_rlimit(resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes)
-    return confined
+    if uid is None and os.geteuid() == 0 and getattr(limits, "confine_filesystem", False):
+        # A confined run that stays root (GPU runs, which share the judge's uid) gives up every capability:
+        # CAP_MKNOD, CAP_SYS_ADMIN (mount), CAP_KILL, CAP_SYS_PTRACE, CAP_DAC_OVERRIDE ... for itself and its children.
+        _drop_capabilities()
+    if uid is not None:
+        # Processes and threads of this uid: the run owns the uid alone (identity.allocate), so this counts only it.
+        # Root ignores RLIMIT_NPROC, hence set here and enforced once the uid is dropped below.
+        tasks = tasks_limit_for(limits)
+        _set_rlimit(resource.RLIMIT_NPROC, tasks, tasks)
+        _become(uid)
+        facts["max_tasks"] = tasks
+    facts["uid"] = os.getuid()
+    facts["capabilities"] = _effective_capabilities()
+    return facts
 
 
-def isolation_report(own_netns: str, filesystem_confined: bool) -> bytes:
-    """What the child writes to its parent once its limits are in place: two flags, network then filesystem."""
-    return (b"1" if _netns_id() != own_netns else b"0") + (b"1" if filesystem_confined else b"0")
+def _reveal(plan: list) -> None:
+    """Mask each closed folder with an empty tmpfs, in a mount namespace of this run's own, and bind back only the
+    paths the run needs below it (identity.reveal_plan). Raises when the OS refuses: the run must not go on with
+    paths it cannot reach and report a uid drop that silently broke it."""
+    _unshare(_CLONE_NEWNS)
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing we mount here reaches the host
+    os.umask(0o022)  # the folders made below must let the run's uid through
+    for blocker, needed in plan:
+        fds = [(path, os.open(path, _O_PATH | os.O_CLOEXEC)) for path in needed]
+        try:
+            _mount("tmpfs", blocker, "tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=755,size=1m")
+            done: list[str] = []
+            for path, fd in fds:
+                if any(path == d or path.startswith(d.rstrip("/") + "/") for d in done):
+                    continue  # already inside a bound folder
+                is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+                _make_mountpoint(path, is_dir)
+                _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
+                done.append(path)
+        finally:
+            for _, fd in fds:
+                os.close(fd)
 
 
-def read_isolation_report(report: bytes) -> tuple[bool, bool]:
-    """(network_isolated, filesystem_confined); both False when the child died before it could report."""
-    return report[:1] == b"1", report[1:2] == b"1"
+def _make_mountpoint(path: str, is_dir: bool) -> None:
+    parent = path if is_dir else os.path.dirname(path)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    if not is_dir:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: bytes | None = None) -> None:
+    source_b, target_b, fstype_b = (None if text is None else text.encode() for text in (source, target, fstype))
+    if _libc().mount(source_b, target_b, fstype_b, flags, data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+
+
+def tasks_limit_for(limits: SandboxLimits) -> int:
+    """RLIMIT_NPROC: explicit, or enough for torch's and OpenMP's per-core threads plus compiler subprocesses."""
+    explicit = getattr(limits, "max_tasks", None)
+    return int(explicit) if explicit else max(256, 4 * _usable_cpus())
+
+
+def _become(uid: int) -> None:
+    """Drop to uid (and gid = uid) for good: no groups, real, effective and saved ids all changed, so every
+    capability (CAP_MKNOD, CAP_KILL, CAP_SYS_PTRACE, CAP_DAC_OVERRIDE ...) is gone with them."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid):
+        raise PermissionError(f"could not become uid {uid}")
+    # A uid change makes a process undumpable, which hands its own /proc entries to root: a forked (warm) candidate
+    # could not read its /proc/self/environ or maps. exec resets it the same way on the cold path. Nothing else
+    # runs as this uid, so nothing else gains ptrace or /proc access by it.
+    _libc().prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
+def _drop_capabilities() -> None:
+    libc = _libc()
+    for cap in range(64):
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)  # fails (harmlessly) past the kernel's last capability
+    header = struct.pack("=Ii", _LINUX_CAPABILITY_VERSION_3, 0)
+    data = bytes(24)  # two {effective, permitted, inheritable} u32 triples, all empty
+    if libc.capset(ctypes.c_char_p(header), ctypes.c_char_p(data)) != 0:
+        raise PermissionError(f"capset: {os.strerror(ctypes.get_errno())}")
+
+
+def _effective_capabilities() -> str:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return line.split()[1].decode()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def isolation_report(own_netns: str, facts: dict) -> bytes:
+    """What the child writes to its parent once its limits are in place: the confinement record as JSON, with
+    whether it left our network namespace."""
+    return json.dumps({"network_isolated": _netns_id() != own_netns, **facts}).encode()
+
+
+def read_isolation_report(report: bytes) -> dict:
+    """The child's confinement record; every flag False when the child died before it could report."""
+    try:
+        facts = json.loads(report)
+    except ValueError:
+        facts = {}
+    facts.setdefault("network_isolated", False)
+    facts.setdefault("filesystem_confined", False)
+    return facts
+
+
+def kill_uid(uid: int | None) -> None:
+    """SIGKILL every process running as uid (the run's own uid: nothing else has it), wherever it went; then remove
+    the files that uid left in the shared-memory folders. Call as root once the run's tree was killed: this is the
+    backstop for anything that left the tree (which a subreaper should make impossible)."""
+    if uid is None or os.geteuid() != 0:
+        return
+    saved = os.getresuid()
+    # Real and effective uid = the run's, saved uid kept at 0: kill(-1) then reaches exactly that uid's processes
+    # (never root's, nor ourselves), and setresuid can come back. Its return value says nothing here (seen: success
+    # with no such process), so a few passes are made rather than "until none is left".
+    os.setresuid(uid, uid, 0)
+    try:
+        for _ in range(3):
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)
+            time.sleep(0.0005)
+    finally:
+        os.setresuid(*saved)
+    remove_files_of(uid, ("/dev/shm", "/dev/mqueue"))
+
+
+def remove_files_of(uid: int, folders: tuple[str, ...]) -> None:
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    if entry.is_dir(follow_symlinks=False):
+                        _remove_tree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _remove_tree(path: str) -> None:
+    import shutil  # noqa: PLC0415 - rare path; the reaper keeps its start-up imports small
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class FolderWatch:
+    """A total size (and file count) for the run's folder, which RLIMIT_FSIZE (per file) cannot give: polled, and
+    the run is killed once over. A poll, not a quota: a fast writer may overshoot by what it writes in one interval
+    (RLIMIT_FSIZE bounds each file meanwhile)."""
+
+    def __init__(self, folder: str, limit_bytes: int | None, max_files: int = 20000) -> None:
+        self.folder, self.limit_bytes, self.max_files = folder, limit_bytes, max_files
+        self.peak_bytes = 0
+        self._next_check = time.monotonic() + _FOLDER_POLL_S
+
+    def wait_s(self, remaining_s: float) -> float:
+        if self.limit_bytes is None:
+            return max(0.0, remaining_s)
+        return max(0.0, min(remaining_s, self._next_check - time.monotonic()))
+
+    def over(self) -> bool:
+        if self.limit_bytes is None or time.monotonic() < self._next_check:
+            return False
+        started = time.monotonic()
+        used, files = folder_usage(self.folder, self.max_files + 1)
+        self._next_check = time.monotonic() + max(_FOLDER_POLL_S, (time.monotonic() - started) / _RSS_MAX_CPU_SHARE)
+        self.peak_bytes = max(self.peak_bytes, used)
+        return used > self.limit_bytes or files > self.max_files
+
+    def report(self) -> dict:
+        return {"folder_peak_bytes": self.peak_bytes, "folder_limit_bytes": self.limit_bytes}
+
+
+def folder_usage(folder: str, max_entries: int) -> tuple[int, int]:
+    """(bytes allocated, entries) below folder, without following links; stops counting at max_entries."""
+    total, count, stack = 0, 0, [folder]
+    while stack and count < max_entries:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            count += 1
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return total, count
 
 
 # --------------------------------------------------------------------------- filesystem confinement (Landlock)
@@ -94,26 +296,38 @@ _FS_FILE_ONLY = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE  # w
 _FS_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
 _FS_WRITE = _FS_READ | _FS_WRITE_FILE | _FS_CHANGE_TREE | _FS_REFER | _FS_TRUNCATE
 _O_PATH = 0o10000000
+# ABI 6 (Linux 6.12): a scoped domain may not signal, nor connect to abstract Unix sockets of, processes outside it.
+_SCOPES = {"abstract_unix_socket": 1 << 0, "signal": 1 << 1}
 
 
-def confine_filesystem(readable: list[str], writable: list[str]) -> bool:
-    """Allow reads (and execution) below readable, reads and writes below writable, nothing else. A path given as
-    "dir:PATH" allows only listing that directory (and those below it), not reading its files. False, with nothing
-    changed, where the kernel has no Landlock."""
+def confine_filesystem(readable: list[str], writable: list[str]) -> tuple[bool, list[str]]:
+    """Allow reads (and execution) below readable, reads and writes below writable, nothing else; where the kernel
+    has Landlock ABI 6, also refuse signals to, and abstract Unix sockets of, every process outside this run (the
+    agent, the judge, the fork server and its supervisors, other candidates). A path given as "dir:PATH" allows only
+    listing that directory, "rw-files:PATH" reading and writing files that exist below it (no creating, removing or
+    device nodes). Returns (confined, scopes applied); (False, []), with
+    nothing changed, where the kernel has no Landlock."""
     abi = landlock_abi()
     if abi < 1:
-        return False
+        return False, []
     libc = _libc()
     handled = _FS_WRITE & ~(0 if abi >= 3 else _FS_TRUNCATE) & ~(0 if abi >= 2 else _FS_REFER)
-    ruleset = libc.syscall(_LANDLOCK_CREATE_RULESET, ctypes.byref(ctypes.c_uint64(handled)), 8, 0)
+    scopes = dict(_SCOPES) if abi >= 6 else {}
+    if abi >= 6:
+        attr = struct.pack("=QQQ", handled, 0, sum(scopes.values()))
+    else:
+        attr = struct.pack("=Q", handled)
+    ruleset = libc.syscall(_LANDLOCK_CREATE_RULESET, ctypes.c_char_p(attr), len(attr), 0)
     if ruleset < 0:
-        return False
+        return False, []
     try:
         for path, access in [*(_read_rule(p) for p in readable), *((p, _FS_WRITE) for p in writable)]:
             _allow(libc, ruleset, path, access & handled)
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            return False
-        return libc.syscall(_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
+            return False, []
+        if libc.syscall(_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            return False, []
+        return True, sorted(scopes)
     finally:
         os.close(ruleset)
 
@@ -124,7 +338,11 @@ def landlock_abi() -> int:
 
 
 def _read_rule(path: str) -> tuple[str, int]:
-    return (path[4:], _FS_READ_DIR) if path.startswith("dir:") else (path, _FS_READ)
+    if path.startswith("dir:"):
+        return path[4:], _FS_READ_DIR
+    if path.startswith("rw-files:"):
+        return path[9:], _FS_READ | _FS_WRITE_FILE | _FS_TRUNCATE
+    return path, _FS_READ
 
 
 def _allow(libc: ctypes.CDLL, ruleset: int, path: str, access: int) -> None:
@@ -349,8 +567,8 @@ def _become_subreaper(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # parent died before prctl took effect
 
 
-def _spawn(argv: list[str], limits: SandboxLimits, original_mask: set) -> tuple[int, tuple[bool, bool]]:
-    """Fork+exec the command with limits applied; return (pid, (network_isolated, filesystem_confined)).
+def _spawn(argv: list[str], limits: SandboxLimits, original_mask: set) -> tuple[int, dict]:
+    """Fork+exec the command with limits applied; return (pid, the confinement record the child sent).
 
     An exec failure is reported like a shell does: a message on the command's stderr and exit status 127/126.
     """
@@ -370,9 +588,9 @@ def _spawn(argv: list[str], limits: SandboxLimits, original_mask: set) -> tuple[
 def _exec_child(argv: list[str], limits: SandboxLimits, original_mask: set, own_netns: str, report_w: int) -> None:
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, original_mask)  # a blocked mask would survive exec
-        confined = apply_limits_in_child(limits)
+        facts = apply_limits_in_child(limits)
         # Report what actually happened rather than what was asked for.
-        os.write(report_w, isolation_report(own_netns, confined))
+        os.write(report_w, isolation_report(own_netns, facts))
         os.execvp(argv[0], argv)
     except BaseException as exc:  # noqa: B036 - nothing may escape a forked child
         try:
@@ -402,24 +620,49 @@ def _reap_exited_children(main_pid: int) -> int | None:
     return found
 
 
-def _wait_for_main_child(main_pid: int, backstop_s: float, watch: MemoryWatch) -> tuple[int | None, str]:
-    """Block until the command exits, we are told to stop (SIGTERM, backstop) or the tree uses too much memory.
+def _wait_for_main_child(
+    main_pid: int, backstop_s: float, watch: MemoryWatch, folder: FolderWatch | None = None
+) -> tuple[int | None, str]:
+    """Block until the command exits, we are told to stop (SIGTERM, backstop), the tree uses too much memory or its
+    folder grows past its quota.
 
-    Returns (wait status or None, why: "exited", "stopped" or "memory").
+    Returns (wait status or None, why: "exited", "stopped", "memory" or "disk").
     """
     deadline = time.monotonic() + backstop_s
+    folder = folder or FolderWatch("", None)
     while True:
         status = _reap_exited_children(main_pid)
         if status is not None:
             return status, "exited"
         if watch.over():
             return None, "memory"
+        if folder.over():
+            return None, "disk"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None, "stopped"
-        info = signal.sigtimedwait(_WAKE_SIGNALS, watch.wait_s(remaining))
+        info = signal.sigtimedwait(_WAKE_SIGNALS, min(watch.wait_s(remaining), folder.wait_s(remaining)))
         if info is not None and info.si_signo != signal.SIGCHLD:
             return None, "stopped"
+
+
+def end_of_run_status(
+    wait_status: int | None, why: str, watch: MemoryWatch, folder: FolderWatch, leftovers: int, facts: dict
+) -> dict:
+    """The status both sandbox paths send back once the tree is dead."""
+    return {
+        "wait_status": wait_status,
+        "stopped": why == "stopped",
+        "memory_exceeded": why == "memory",
+        "disk_exceeded": why == "disk",
+        **watch.report(),
+        **folder.report(),
+        "leftovers_killed": leftovers,
+        "cleanup_complete": not _has_children(),  # False only if something stayed unkillable (e.g. stuck in a driver)
+        "network_isolated": bool(facts.get("network_isolated")),
+        "filesystem_confined": bool(facts.get("filesystem_confined")),
+        "confinement": facts,
+    }
 
 
 def kill_all_descendants(exclude_pid: int | None = None, deadline_s: float = _CLEANUP_DEADLINE_S) -> int:
@@ -514,20 +757,13 @@ def run_reaper(config: dict) -> dict:
     original_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE_SIGNALS)
     _become_subreaper(config["parent_pid"])
     limits = types.SimpleNamespace(**config["limits"])
-    pid, (isolated, confined) = _spawn(config["argv"], limits, original_mask)
+    pid, facts = _spawn(config["argv"], limits, original_mask)
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))
-    wait_status, why = _wait_for_main_child(pid, config["backstop_s"], watch)
+    folder = FolderWatch(os.getcwd(), getattr(limits, "folder_bytes", None))
+    wait_status, why = _wait_for_main_child(pid, config["backstop_s"], watch, folder)
     leftovers = kill_all_descendants(exclude_pid=pid)
-    return {
-        "wait_status": wait_status,
-        "stopped": why == "stopped",
-        "memory_exceeded": why == "memory",
-        **watch.report(),
-        "leftovers_killed": leftovers,
-        "cleanup_complete": not _has_children(),  # False only if something stayed unkillable (e.g. stuck in a driver)
-        "network_isolated": isolated,
-        "filesystem_confined": confined,
-    }
+    kill_uid(getattr(limits, "run_as_uid", None))
+    return end_of_run_status(wait_status, why, watch, folder, leftovers, facts)
 
 
 def main(argv: list[str]) -> int:

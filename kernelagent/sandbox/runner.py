@@ -3,6 +3,7 @@ and no process left alive afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from kernelagent.sandbox.filesystem import confinement_rules
+from kernelagent.sandbox.identity import reveal_plan, run_identity
 from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for, memory_note
+from kernelagent.sandbox.sizing import run_memory_bytes
 
 __all__ = [
     "SandboxLimits",
@@ -83,7 +86,7 @@ class SandboxLimits:
     # Host-memory watchdog, which works where RLIMIT_AS cannot (GPU runs): the resident memory (anonymous + shmem) of
     # the whole process tree is summed every ~50 ms and the tree is killed when it is over (SandboxResult.
     # memory_exceeded). A poll, not a hard cap: a fast allocator may overshoot by what it touches in one interval.
-    rss_bytes: int | None = 16 * 1024**3
+    rss_bytes: int | None = field(default_factory=run_memory_bytes)  # a share of this host's memory (sizing.py)
     file_size_bytes: int = 2 * 1024**3  # RLIMIT_FSIZE; also bounds the captured stdout/stderr files
     open_files: int = 1024  # RLIMIT_NOFILE
     # New network namespace when the OS allows it (root or unprivileged user namespaces); otherwise the run goes on
@@ -95,6 +98,17 @@ class SandboxLimits:
     confine_filesystem: bool = True
     readable_paths: tuple[str, ...] = ()
     writable_paths: tuple[str, ...] = ()
+    gpu: bool = False  # confined with what CUDA needs as well (filesystem.gpu_rules)
+    # Where the agent is root: the run becomes a uid of its own (identity.run_identity; filled in per run as
+    # run_as_uid), so the kernel, not our rules, keeps it from other processes, device nodes and capabilities.
+    unprivileged: bool = True
+    run_as_uid: int | None = None
+    reveal: tuple = ()  # (closed folder, (needed paths below it)): identity.reveal_plan, filled in per run
+    # RLIMIT_NPROC for that uid (processes and threads); None -> max(256, 4 x usable cores). Only with run_as_uid:
+    # root is exempt from it.
+    max_tasks: int | None = None
+    # Total size of the run's folder (RLIMIT_FSIZE above is per file): polled, the tree is killed once over.
+    folder_bytes: int | None = 1024**3
     output_limit_bytes: int = 1_000_000  # tail of stdout/stderr kept per stream
 
 
@@ -111,6 +125,10 @@ class SandboxResult:
     memory_exceeded: bool = False  # killed by the host-memory watchdog (SandboxLimits.rss_bytes)
     rss_peak_bytes: int | None = None  # largest summed resident memory the watchdog sampled; None when not watched
     filesystem_confined: bool = False  # Landlock took effect (SandboxLimits.confine_filesystem)
+    disk_exceeded: bool = False  # killed for filling its folder (SandboxLimits.folder_bytes)
+    # What the child observed it got: landlock_abi, scopes (signal, abstract_unix_socket), uid, max_tasks,
+    # capabilities (CapEff), and uid_note (why the uid is what it is).
+    confinement: dict = field(default_factory=dict)
 
     def tail(self, n_chars: int = 4000) -> str:
         """Last n_chars of stderr and stdout (stderr gets any budget stdout does not need), for error reports."""
@@ -124,6 +142,8 @@ class SandboxResult:
         return "\n".join(part for part in parts if part)
 
     def _outcome(self) -> str:
+        if self.disk_exceeded:
+            return "[killed: the run's folder grew past its quota]"
         if self.memory_exceeded:
             return "[killed: the process tree used too much host memory]"
         if self.timed_out:
@@ -184,38 +204,65 @@ def run_sandboxed(
     """
     cwd = Path(cwd).resolve()
     child_env = _child_env(cwd, env)
-    limits = with_filesystem_rules(limits, cwd, child_env)
-    token = child_env[_MARKER_VAR]
-    out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
-    status_r, status_w = os.pipe()
-    started = time.monotonic()
-    try:
-        proc = _start_reaper(argv, cwd, limits, child_env, out_path, err_path, status_w, stdin_fd)
-        os.close(status_w)
-        status_w = -1
+    with prepared_run(limits, cwd, child_env) as (limits, uid_note):
+        token = child_env[_MARKER_VAR]
+        out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
+        status_r, status_w = os.pipe()
+        started = time.monotonic()
         try:
-            timed_out = not _wait_for_exit(proc, limits.timeout_s)
-        except BaseException:  # e.g. KeyboardInterrupt: still leave nothing running
-            _stop_and_collect(proc, status_r, token, timed_out=True)
-            raise
-        status = _stop_and_collect(proc, status_r, token, timed_out)
-        wall_s = time.monotonic() - started
-        stdout = _read_tail(out_path, limits.output_limit_bytes)
-        stderr = _read_tail(err_path, limits.output_limit_bytes)
-    finally:
-        for fd in (status_r, status_w):
-            if fd >= 0:
-                os.close(fd)
-        for path in (out_path, err_path):
-            path.unlink(missing_ok=True)
-    return _result_from(status, proc.returncode, stdout, stderr, wall_s)
+            proc = _start_reaper(argv, cwd, limits, child_env, out_path, err_path, status_w, stdin_fd)
+            os.close(status_w)
+            status_w = -1
+            try:
+                timed_out = not _wait_for_exit(proc, limits.timeout_s)
+            except BaseException:  # e.g. KeyboardInterrupt: still leave nothing running
+                _stop_and_collect(proc, status_r, token, timed_out=True)
+                raise
+            status = _stop_and_collect(proc, status_r, token, timed_out)
+            wall_s = time.monotonic() - started
+            stdout = _read_tail(out_path, limits.output_limit_bytes)
+            stderr = _read_tail(err_path, limits.output_limit_bytes)
+        finally:
+            for fd in (status_r, status_w):
+                if fd >= 0:
+                    os.close(fd)
+            for path in (out_path, err_path):
+                path.unlink(missing_ok=True)
+    return _result_from(status, proc.returncode, stdout, stderr, wall_s, uid_note)
+
+
+@contextlib.contextmanager
+def prepared_run(limits: SandboxLimits, cwd: Path, child_env: dict[str, str]) -> Iterator[tuple[SandboxLimits, str]]:
+    """limits completed for one confined run in cwd, and the note on its uid; child_env gets the run's own compile
+    caches. Both sandbox paths (cold and warm) run inside this."""
+    if not limits.confine_filesystem:
+        yield limits, "not dropped: an unconfined run (the user's own code) keeps our uid"
+        return
+    own_caches(cwd, child_env)
+    limits = with_filesystem_rules(limits, cwd, child_env)
+    if not limits.unprivileged:
+        yield limits, "not dropped: SandboxLimits.unprivileged is off for this run"
+        return
+    with run_identity(cwd) as (uid, note):
+        reveal = reveal_plan((*limits.readable_paths, *limits.writable_paths), cwd) if uid is not None else ()
+        yield replace(limits, run_as_uid=uid, reveal=reveal), note
+
+
+def own_caches(cwd: Path, child_env: dict[str, str]) -> None:
+    """Compile caches inside the run's own folder: a candidate never writes where another candidate's compiled code
+    is loaded from (Triton trusts whatever its cache folder holds). The cost: identical kernels compile once per
+    run instead of once per machine (nothing on the CPU interpreter, which compiles nothing)."""
+    for name, folder in (("TRITON_CACHE_DIR", ".triton-cache"), ("TORCHINDUCTOR_CACHE_DIR", ".inductor-cache")):
+        if name == "TRITON_CACHE_DIR" or name in child_env:
+            child_env[name] = str(cwd / folder)
+            Path(child_env[name]).mkdir(exist_ok=True)
 
 
 def with_filesystem_rules(limits: SandboxLimits, cwd: Path, child_env: Mapping[str, str]) -> SandboxLimits:
     """limits with this run's readable and writable paths, when it is to be confined."""
     if not limits.confine_filesystem:
         return limits
-    readable, writable = confinement_rules(cwd, child_env)
+    readable, writable = confinement_rules(cwd, child_env, gpu=limits.gpu)
     return replace(limits, readable_paths=readable, writable_paths=writable)
 
 
@@ -376,15 +423,16 @@ def _read_tail(path: Path, limit: int) -> str:
 
 
 def _result_from(
-    status: dict | None, reaper_returncode: int | None, stdout: str, stderr: str, wall_s: float
+    status: dict | None, reaper_returncode: int | None, stdout: str, stderr: str, wall_s: float, uid_note: str = ""
 ) -> SandboxResult:
     status = status or {}
     timed_out = bool(status.get("stopped"))
     memory_exceeded = bool(status.get("memory_exceeded"))
+    disk_exceeded = bool(status.get("disk_exceeded"))
     wait_status = status.get("wait_status")
     if timed_out:
         returncode, signal_name = None, "SIGKILL"
-    elif memory_exceeded:  # the watchdog SIGKILLed the tree; the command's own status was reaped in the cleanup
+    elif memory_exceeded or disk_exceeded:  # a watchdog SIGKILLed the tree; the command's status was reaped then
         returncode, signal_name = -signal.SIGKILL, "SIGKILL"
     elif wait_status is not None:
         returncode = os.waitstatus_to_exitcode(wait_status)
@@ -395,6 +443,8 @@ def _result_from(
         stderr += "\n[sandbox: the reaper exited without a status report]"
     if status.get("cleanup_complete") is False:
         stderr += "\n[sandbox: some leftover processes could not be killed within the cleanup deadline]"
+    if disk_exceeded:
+        stderr += f"\n[sandbox: the run's folder grew past {int(status.get('folder_limit_bytes') or 0) / 1024**2:.0f} MiB; killed]"
     if memory_exceeded:
         stderr += "\n" + memory_note(int(status.get("rss_limit_bytes") or 0), int(status.get("rss_peak_bytes") or 0))
     return SandboxResult(
@@ -409,7 +459,13 @@ def _result_from(
         memory_exceeded=memory_exceeded,
         rss_peak_bytes=status.get("rss_peak_bytes"),
         filesystem_confined=bool(status.get("filesystem_confined", False)),
+        disk_exceeded=disk_exceeded,
+        confinement={**status.get("confinement", {}), "uid_note": uid_note, **_folder_facts(status)},
     )
+
+
+def _folder_facts(status: dict) -> dict:
+    return {key: status[key] for key in ("folder_peak_bytes", "folder_limit_bytes") if key in status}
 
 
 def _signal_name(signum: int) -> str:

@@ -32,9 +32,9 @@ from kernelagent.sandbox.runner import (
     _environ_of,
     _read_tail,
     _result_from,
+    prepared_run,
     run_sandboxed,
     scrubbed_env,
-    with_filesystem_rules,
 )
 
 __all__ = ["DEFAULT_PRELOAD", "WarmPool", "WarmPoolError", "run_sandboxed_warm", "shared_pool"]
@@ -134,19 +134,19 @@ class WarmPool:
         child_env = _child_env(cwd, env)
         if is_interpret_env(child_env) != self.interpret:
             raise ValueError(f"TRITON_INTERPRET in env does not match this pool (interpret={self.interpret})")
-        limits = with_filesystem_rules(limits, cwd, child_env)
-        token = child_env[_MARKER_VAR]
-        out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
-        request = _encode_request(module, args, cwd, limits, child_env, out_path, err_path)
-        try:
-            status, started = self._submit_and_wait(request, token, limits.timeout_s, stdin_fd)
-            wall_s = time.monotonic() - started
-            stdout = _read_tail(out_path, limits.output_limit_bytes)
-            stderr = _read_tail(err_path, limits.output_limit_bytes)
-        finally:
-            for path in (out_path, err_path):
-                path.unlink(missing_ok=True)
-        return _result_from(status, None, stdout, stderr, wall_s)
+        with prepared_run(limits, cwd, child_env) as (limits, uid_note):
+            token = child_env[_MARKER_VAR]
+            out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
+            request = _encode_request(module, args, cwd, limits, child_env, out_path, err_path)
+            try:
+                status, started = self._submit_and_wait(request, token, limits.timeout_s, stdin_fd)
+                wall_s = time.monotonic() - started
+                stdout = _read_tail(out_path, limits.output_limit_bytes)
+                stderr = _read_tail(err_path, limits.output_limit_bytes)
+            finally:
+                for path in (out_path, err_path):
+                    path.unlink(missing_ok=True)
+        return _result_from(status, None, stdout, stderr, wall_s, uid_note)
 
     def run(
         self,

@@ -20,6 +20,7 @@ from kernelagent.sandbox import (
     SandboxResult,
     gpu_placement,
     pinned_env,
+    run_memory_bytes,
     run_sandboxed,
     run_sandboxed_warm,
     scrubbed_env,
@@ -58,15 +59,11 @@ def runner_for(*, warm: bool):  # noqa: ANN201
     return run_sandboxed_warm if warm else run_sandboxed
 
 
-# Resident host memory one run's process tree may hold; KERNELAGENT_HOST_MEMORY_GB overrides it. Concurrent runs
-# (GPUs x slots per GPU) times this should fit in the host's RAM.
-HOST_MEMORY_BYTES = 16 * 1024**3
-
-
 def host_memory_limit() -> int:
-    """The host-memory watchdog's limit in bytes (SandboxLimits.rss_bytes) for verification children."""
+    """The host-memory watchdog's limit in bytes (SandboxLimits.rss_bytes) for verification children: a share of this
+    host's memory (sandbox.sizing.run_memory_bytes); KERNELAGENT_HOST_MEMORY_GB overrides it."""
     override = os.environ.get("KERNELAGENT_HOST_MEMORY_GB")
-    return int(float(override) * 1024**3) if override else HOST_MEMORY_BYTES
+    return int(float(override) * 1024**3) if override else run_memory_bytes()
 
 
 def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | None = None) -> SandboxLimits:
@@ -78,13 +75,25 @@ def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | No
         apply_memory_limit=device == "cpu",
         rss_bytes=host_memory_bytes or host_memory_limit(),
         confine_filesystem=confines_filesystem(device),
+        gpu=device == "cuda",
+        unprivileged=device != "cuda",
     )
 
 
+# GPU confinement: Landlock with what CUDA needs (sandbox/filesystem.gpu_rules). The one switch: if the GPU probe
+# (benchmarks/cuda_confinement_probe.py) shows a confined candidate cannot init CUDA, launch Triton or map the judge's
+# tensors, set GPU_CONFINED = False and write the probe's finding in GPU_UNCONFINED_BECAUSE (verdicts record it).
+GPU_CONFINED = True
+GPU_UNCONFINED_BECAUSE = ""
+# GPU candidates keep the judge's uid: legacy CUDA IPC (how the judge lends tensors, verify/wire.py) fails between
+# different uids (measured on the H200), and the judge is started as the agent's uid (verify/judge_client.py).
+GPU_SAME_UID_BECAUSE = "legacy CUDA IPC (the judge's tensor loans) fails between uids; the judge runs as the agent"
+
+
 def confines_filesystem(device: str) -> bool:
-    """Landlock confinement for CPU runs only: under it the H100 machine's CUDA failed to initialise (cudaGetDeviceCount:
-    error 304, "OS call failed"), so GPU runs go unconfined, recorded as filesystem_confined=False in each verdict."""
-    return device != "cuda"
+    """Landlock confinement for every candidate run; on the GPU unless switched off above (GPU_CONFINED). The H100
+    machine's CUDA once failed to initialise under the CPU rules (error 304), which lacked the driver's nodes."""
+    return device != "cuda" or GPU_CONFINED
 
 
 def triton_cache_dir(runs_dir: Path) -> Path:
@@ -261,17 +270,35 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
                 forget(judge)
                 if attempt:
                     raise
+    reduce_to_evidence(workdir, code)
     write_into_candidate_folder(
         workdir / "sandbox.log",
         f"exit={result.returncode} signal={result.signal_name}\n{result.stdout}\n{result.stderr}",
     )
     verdict = verdict_of(outcome, result, timeout_s, limits)
-    verdict["details"].update(_sandbox_facts(result, outcome, gpu))
+    verdict["details"].update(_sandbox_facts(result, outcome, gpu, harness["device"]))
     return verdict
 
 
-def _sandbox_facts(run: SandboxResult, outcome: dict, gpu: str | None) -> dict:
+def reduce_to_evidence(workdir: Path, code: str) -> None:
+    """Once judged, a candidate's folder keeps its code (as judged, rewritten: the candidate could change its copy)
+    and the sandbox log: whatever else it wrote (caches, files meant to fill the disk or persist) goes."""
+    for entry in workdir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    write_into_candidate_folder(workdir / "candidate.py", code)
+
+
+def _sandbox_facts(run: SandboxResult, outcome: dict, gpu: str | None, device: str = "cpu") -> dict:
+    confinement = dict(run.confinement)
+    if device == "cuda":
+        if not GPU_CONFINED:
+            confinement["filesystem_note"] = f"GPU confinement switched off: {GPU_UNCONFINED_BECAUSE}"
+        confinement["uid_note"] = f"not dropped on the GPU: {GPU_SAME_UID_BECAUSE}"
     return {
+        "confinement": confinement,
         "returncode": run.returncode,
         "signal": run.signal_name,
         "leftovers_killed": run.leftovers_killed,
@@ -283,6 +310,8 @@ def _sandbox_facts(run: SandboxResult, outcome: dict, gpu: str | None) -> dict:
         "draws_planned": outcome.get("draws_planned"),
         **({"skipped_draws": outcome["skipped"]} if outcome.get("skipped") else {}),
         "rss_peak_bytes": run.rss_peak_bytes,
+        "disk_exceeded": run.disk_exceeded,
+        "folder_peak_bytes": run.confinement.get("folder_peak_bytes"),
         **gpu_facts(gpu),  # the slot's id and, where nvidia-smi knows it, the physical GPU's index, UUID, name
     }
 
