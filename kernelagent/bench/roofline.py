@@ -20,18 +20,21 @@ MATMUL_N = 8192
 MATMUL_DTYPES = ("float32", "tf32", "bfloat16", "float16")
 
 
-def ceilings(cache_path: Path | None = None, *, timeout_s: float = 300) -> dict:
-    """{"gpu", "copy_gbps", "matmul_tflops": {dtype: TFLOP/s}}, measured once per GPU name and torch version."""
+def ceilings(cache_path: Path | None = None, *, timeout_s: float = 300, gpu: str | None = None) -> dict:
+    """{"gpu", "copy_gbps", "matmul_tflops": {dtype: TFLOP/s}}, measured once per GPU name and torch version.
+
+    gpu: the slot's CUDA_VISIBLE_DEVICES value to measure on (the timer passes the GPU it holds to itself, so that
+    nothing else runs there while the ceilings are measured); None: this process's first GPU."""
     import torch
 
     if not torch.cuda.is_available():
         return dict(SKIPPED)
     path = Path(cache_path) if cache_path else CACHE
     cache = _read(path)
-    name = _gpu_name()
+    name = _gpu_name(gpu)
     if name and _key(name, torch.__version__) in cache:
         return cache[_key(name, torch.__version__)]
-    measured = _measure_in_child(timeout_s)
+    measured = _measure_in_child(timeout_s, gpu)
     for gpu in {measured["gpu"], name} - {None}:  # nvidia-smi and torch may spell the name differently
         cache[_key(gpu, torch.__version__)] = measured
     _write(path, cache)
@@ -61,16 +64,53 @@ def roofline(ms: float, bytes_: int, flops: int, ceilings: dict, dtype: str) -> 
     }
 
 
+def physical_floor_ms(bytes_: int, flops: int, ceilings: dict) -> float:
+    """The time no kernel can beat: bytes at the measured copy bandwidth, or FLOPs at the fastest rate measured for
+    any dtype (a candidate may use tensor cores the reference does not), whichever is longer."""
+    fastest = max([float(v) for v in (ceilings.get("matmul_tflops") or {}).values() if v] or [float("inf")])
+    return max(bytes_ / (ceilings["copy_gbps"] * 1e9) * 1e3, flops / (fastest * 1e12) * 1e3)
+
+
+def traffic(model: object, inputs: list, outputs: object) -> dict:
+    """Fewest bytes a kernel must move (inputs, parameters and outputs, each once) and the FLOPs torch counts."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from kernelagent.verify.loading import tensors_in
+
+    state = list(model.state_dict().values())
+    moved = _nbytes(inputs) + _nbytes(state) + _nbytes(outputs)
+    with FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    flops = int(counter.get_total_flops())
+    source = "flop_counter"
+    if flops == 0:  # elementwise and reductions: torch counts none; one op per input element is a lower bound
+        flops = sum(t.numel() for t in tensors_in(inputs))
+        source = "numel_lower_bound"
+    return {"bytes": moved, "flops": flops, "flops_source": source}
+
+
+def _nbytes(values: object) -> int:
+    from kernelagent.verify.loading import tensors_in
+
+    seen, total = set(), 0
+    for t in tensors_in(values):
+        key = (t.data_ptr(), t.numel(), t.dtype)
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
+    return total
+
+
 def _key(gpu: str, torch_version: str) -> str:
     return f"{gpu} | torch {torch_version}"
 
 
-def _gpu_name() -> str | None:
-    """GPU 0's name without creating a CUDA context in this (long-lived) process."""
+def _gpu_name(gpu: str | None = None) -> str | None:
+    """That GPU's name (default: the first visible) without creating a CUDA context in this (long-lived) process."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
-    index = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
+    index = gpu or os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
     try:
         out = subprocess.run(
             [smi, "-i", index, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
@@ -80,9 +120,10 @@ def _gpu_name() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
-def _measure_in_child(timeout_s: float) -> dict:
+def _measure_in_child(timeout_s: float, gpu: str | None = None) -> dict:
     import tempfile
 
+    pinned = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
     with tempfile.TemporaryDirectory(prefix="kernelagent-ceilings-") as tmp:
         out = Path(tmp) / "ceilings.json"
         run = subprocess.run(
@@ -90,7 +131,7 @@ def _measure_in_child(timeout_s: float) -> dict:
             capture_output=True,
             text=True,
             timeout=timeout_s,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            env={**os.environ, **pinned, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         )
         if run.returncode != 0 or not out.exists():
             raise RuntimeError(f"measuring the GPU's ceilings failed: {run.stderr.strip()[-1500:]}")

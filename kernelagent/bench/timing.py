@@ -1,12 +1,11 @@
-"""Honest GPU timing of the reference and of verified candidates, each run in a sandboxed child process.
+"""Honest GPU timing of the reference and of verified candidates, each run in a sandboxed child process that the
+trusted judge drives and checks (verify/judge_timing.py; docs/timing.md says what is checked and why).
 
 On a CPU harness nothing is timed: the Triton interpreter's times say nothing about speed.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import sys
 import time
@@ -18,51 +17,68 @@ from kernelagent.sandbox.slots import gpu_facts
 from kernelagent.verify.verifier import child_env, confines_filesystem, judge_of, sandbox_runner, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
-# do_bench's defaults, with a floor of 20 repetitions so that a slow kernel still gets a median worth the name.
-BENCH = {"warmup_ms": 25, "rep_ms": 100, "min_reps": 20, "max_reps": 2000}
+# do_bench's defaults, with a floor of 20 repetitions so that a slow kernel still gets a median worth the name, and
+# a cap of 1000: every timed call costs the judge a fresh draw, a reference run and a comparison.
+BENCH = {"warmup_ms": 25, "rep_ms": 100, "min_reps": 20, "max_reps": 1000}
+# The host clock (CPU tests of the protocol only) times interpreted kernels: fewer calls keep the tests quick.
+HOST_BENCH = {"warmup_ms": 0, "rep_ms": 0, "min_reps": 8, "max_reps": 8, "batches": 1}
 MAX_RESTARTS = 8  # a batch whose candidates keep crashing the CUDA context gives up after this many new processes
-CANDIDATE_TIMEOUT_S = 180  # one candidate's compile + timing; a hang past this costs only that candidate
+CANDIDATE_TIMEOUT_S = 180  # one candidate's compile + first call; a hang past this costs only that candidate
 
 
-def time_reference(harness: dict, workdir: Path, *, timeout_s: float = 600) -> dict:
-    """Eager and torch.compile times of the reference on inputs_0, with the bytes and FLOPs the roofline needs.
+def time_reference(
+    harness: dict, workdir: Path, *, timeout_s: float = 600, max_autotune: bool = False, tf32: bool = False
+) -> dict:
+    """The user's baselines under the candidates' rules (fresh checked inputs per call, the same flush, the same TF32
+    setting): eager, torch.compile default and, with max_autotune, mode="max-autotune" (slow to compile).
 
-    {"eager_ms", "compile_ms" (None if torch.compile failed), "compile_error", "bytes", "flops", "dtype", "gpu"},
-    {"error": ...} if the reference could not be timed, or the skipped marker on a CPU harness.
+    {"eager_ms", "compile_ms" (None if torch.compile failed), "compile_error", "max_autotune_ms", "bytes", "flops",
+    "dtype", "tf32", "gpu", ...}, {"error": ...} if the reference could not be timed, or the skipped marker on a CPU
+    harness. bytes and FLOPs are the judge's count for the roofline.
     """
     if harness.get("device") != "cuda":
         return dict(SKIPPED)
-    workdir = _stage(harness, Path(workdir))
+    workdir = _stage(Path(workdir))
     shutil.copy(Path(harness["dir"]) / "problem.py", workdir / "problem.py")
-    report, failure = _run_child(workdir, {"mode": "reference", **_config(harness)}, harness, timeout_s)
-    if failure or report.get("fatal"):
-        return {"error": failure or report["fatal"]}
-    ref = report["reference"]
-    compiled = ref.get("compile", {})
+    host = harness.get("_test_clock") == "host"
+    names = ["eager"] if host else ["eager", "compile"] + (["max-autotune"] if max_autotune else [])
+    options = {"require_launches": False, "tf32": tf32, "candidate_timeout_s": timeout_s}
+    results, outcome = _run_batch(workdir, names, {}, {"mode": "reference", "tf32": tf32}, options, harness, timeout_s)
+    eager = results.get("eager", {})
+    if "ms" not in eager:
+        return {"error": f"the reference could not be timed: {eager.get('error', 'no result')}"}
+    compiled, tuned = results.get("compile", {}), results.get("max-autotune", {})
+    traffic = outcome.get("traffic", {})
     return {
-        "eager_ms": ref["eager"]["ms"],
-        "eager_p20_ms": ref["eager"]["p20_ms"],
-        "eager_p80_ms": ref["eager"]["p80_ms"],
+        "eager_ms": eager["ms"],
+        "eager_p20_ms": eager["p20_ms"],
+        "eager_p80_ms": eager["p80_ms"],
+        "eager_samples_ms": eager.get("samples_ms"),
         "compile_ms": compiled.get("ms"),
-        "compile_error": compiled.get("error"),
-        "compile_s": compiled.get("compile_s"),
-        "bytes": ref["bytes"],
-        "flops": ref["flops"],
-        "flops_source": ref["flops_source"],
-        "dtype": ref["dtype"],
-        "gpu": report["gpu"],
-        "gpu_slot": report.get("gpu_slot"),
-        "torch": report["torch"],
+        "compile_error": compiled.get("error") or (None if compiled or host else "not timed"),
+        "compile_s": compiled.get("first_call_s"),
+        "max_autotune_ms": tuned.get("ms"),
+        "max_autotune_error": tuned.get("error"),
+        "max_autotune_s": tuned.get("first_call_s"),
+        "bytes": traffic.get("bytes"),
+        "flops": traffic.get("flops"),
+        "flops_source": traffic.get("flops_source"),
+        "dtype": harness.get("dtype") or traffic.get("dtype"),
+        "tf32": tf32,
+        "gpu": outcome.get("gpu"),
+        "gpu_slot": eager.get("gpu_slot"),
+        "torch": outcome.get("torch"),
     }
 
 
 def time_candidate(
     code: str, harness: dict, workdir: Path, *, timeout_s: float = 600, crosscheck: bool = False
 ) -> dict:
-    """Median time of an (already verified) ModelNew on inputs_0: {"ms", "p20_ms", "p80_ms", "reps", ...}.
+    """Median time of an (already verified) ModelNew: {"ms", "p20_ms", "p80_ms", "reps", "samples_ms", ...}.
 
-    {"error": ...} if it could not be timed; the skipped marker on a CPU harness. With crosscheck, also
-    "cudagraph_ms": triton.testing.do_bench_cudagraph's median for the same forward, in the same process.
+    {"error": ...} if it could not be timed or was rejected ("rejected": the class, "evidence"); the skipped marker
+    on a CPU harness. With crosscheck, also "cudagraph_ms": triton.testing.do_bench_cudagraph's median for the same
+    forward, in the same process.
     """
     return time_candidates([code], harness, workdir, timeout_s=timeout_s, crosscheck=crosscheck)[0]
 
@@ -77,32 +93,51 @@ def time_candidates(
     labels: list[str] | None = None,
     abort_ms: float | None = None,
     abort_factor: float | None = None,
+    rounds: int = 1,
+    tf32: bool = False,
+    rtol: float | None = None,
+    atol: float | None = None,
+    ceilings: dict | None = None,
+    static_policy: bool = True,
 ) -> list[dict]:
-    """Times several candidates in one child (one import of torch, one CUDA context), in order.
+    """Times several candidates in one child (one import of torch, one CUDA context), every timed call on fresh
+    inputs and checked by the judge.
 
-    A candidate that crashes the CUDA context or hangs costs only itself: the child is restarted for the rest.
-    abort_ms (or abort_factor times the first candidate's median) stops timing a variant that is clearly slow.
+    rounds > 1 interleaves them: round r times every candidate, in a shuffled order; "rounds_ms" holds each round's
+    median, "samples_ms" every timed call, "ms" the median of all. A candidate that crashes the CUDA context, hangs,
+    or tampers with the process costs only itself: the child is restarted for the rest. abort_ms (or abort_factor
+    times the first candidate's estimate) stops timing a variant that is clearly slow. ceilings: the roofline's
+    (measured once per GPU when None); a median below its floor is rejected. static_policy=False is for the timing
+    attack corpus only (it checks the judge, not the policy).
     """
     if harness.get("device") != "cuda":
         return [dict(SKIPPED) for _ in codes]
-    workdir = _stage(harness, Path(workdir))
+    workdir = _stage(Path(workdir))
     names, results = [], {}
     for i, code in enumerate(codes):
         name = f"cand_{i:03d}.py"
         names.append(name)
-        problem = static_checks(code, "ModelNew")
+        problem = static_checks(code, "ModelNew") if static_policy else None
         if problem is not None:  # variants are rewritten literals of verified code, but never time what fails policy
             results[name] = {"error": f"not timed: {problem['reason']}"}
         else:
             (workdir / name).write_text(code)
-    config = {
-        "mode": "candidates",
+    options = {
         "crosscheck": crosscheck,
         "abort_ms": abort_ms,
         "abort_factor": abort_factor,
         "candidate_timeout_s": min(CANDIDATE_TIMEOUT_S, timeout_s),
+        "rounds": max(1, int(rounds)),
+        "tf32": tf32,
+        "rtol": rtol,
+        "atol": atol,
+        "ceilings": ceilings,
+        "floor_on_host": bool(harness.get("_floor_on_host")),  # tests only: the floor applied to host-clock figures
     }
-    results.update(_run_batch(workdir, names, results, {**config, **_config(harness)}, harness, timeout_s))
+    timed, _outcome = _run_batch(
+        workdir, names, results, {"mode": "candidates", "tf32": tf32}, options, harness, timeout_s
+    )
+    results.update(timed)
     out = [results[name] for name in names]
     for i, result in enumerate(out):
         result.setdefault("label", labels[i] if labels else names[i])
@@ -120,49 +155,59 @@ def speedups(candidate_ms: float, reference: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Child runs
+# Child runs: each one judge session ("kind": "time"); results come from the judge, never from the child's files
 
 
-def _stage(harness: dict, workdir: Path) -> Path:
-    """A fresh folder: the initial state and an input draw are lent by the judge, never the expected outputs."""
+def _stage(workdir: Path) -> Path:
+    """A fresh folder: the initial state and the input slots are lent by the judge, never the expected outputs."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     return workdir
 
 
-def _config(harness: dict) -> dict:
-    # "_test_clock": "host" lets CPU tests drive the child protocol; its numbers are marked and never published.
-    clock = harness.get("_test_clock", "cuda")
-    return {"dtype": harness.get("dtype"), "clock": clock, "compile": clock == "cuda", **BENCH}
-
-
-def _run_batch(workdir: Path, names: list[str], done: dict, config: dict, harness: dict, timeout_s: float) -> dict:
-    """Runs the child until every candidate has a result, restarting it after a crash or a hang."""
+def _run_batch(
+    workdir: Path, names: list[str], done: dict, config: dict, options: dict, harness: dict, timeout_s: float
+) -> tuple[dict, dict]:
+    """Runs the child until every candidate has a result, restarting it after a crash, a hang or a tamper.
+    Returns (results by name, the last session's outcome)."""
     results: dict[str, dict] = {}
+    outcome: dict = {}
     deadline = time.monotonic() + timeout_s
     for _ in range(MAX_RESTARTS + 1):
         pending = [n for n in names if n not in done and n not in results]
         left = deadline - time.monotonic()
         if not pending or left <= 0:
             break
-        report, failure = _run_child(workdir, {**config, "candidates": pending}, harness, left)
-        if report.get("fatal"):
-            return {n: {"error": report["fatal"]} for n in pending}
-        results.update(report.get("results", {}))
-        in_flight = report.get("in_flight")
-        if in_flight and in_flight not in results:
-            results[in_flight] = {"error": failure or "the timing process ended during this candidate"}
-        elif failure and not report.get("results"):
-            return {**results, **{n: {"error": failure} for n in pending if n not in results}}
+        outcome, failure = _run_child(workdir, {**config, "candidates": pending}, options, harness, left)
+        if outcome.get("judge_error"):
+            error = f"the judge failed while timing: {str(outcome['judge_error']).splitlines()[0][:300]}"
+            return {**results, **{n: {"error": error} for n in pending if n not in results}}, outcome
+        got = {n: r for n, r in (outcome.get("results") or {}).items() if n in pending}
+        results.update(got)
+        culprit = outcome.get("in_flight")
+        ended = failure or outcome.get("ended") or "the timing process ended"
+        if culprit in pending and culprit not in results:
+            results[culprit] = {"error": f"{ended} (during this candidate)"}
+        elif not got:
+            return {**results, **{n: {"error": ended} for n in pending if n not in results}}, outcome
     reason = "not timed: the batch ran out of time or restarts"
-    return {**results, **{n: {"error": reason} for n in names if n not in done and n not in results}}
+    return {**results, **{n: {"error": reason} for n in names if n not in done and n not in results}}, outcome
 
 
-def _run_child(workdir: Path, config: dict, harness: dict, timeout_s: float) -> tuple[dict, str | None]:
-    """One child run; returns its report and a one-line failure (None if it exited normally)."""
-    (workdir / "report.json").unlink(missing_ok=True)
-    write_json(workdir / "config.json", config)
+def _run_child(workdir: Path, config: dict, options: dict, harness: dict, timeout_s: float) -> tuple[dict, str | None]:
+    """One child run, one judge session; returns the judge's outcome and a one-line failure (None if it exited
+    normally)."""
+    write_json(
+        workdir / "config.json",
+        {
+            **config,
+            "clock": _clock(harness),
+            "dtype": harness.get("dtype"),
+            **BENCH,
+            "candidate_timeout_s": options.get("candidate_timeout_s", CANDIDATE_TIMEOUT_S),
+        },
+    )
     # A GPU of its own: another candidate beside it would share SMs and memory bandwidth and skew the times.
     with gpu_placement(harness.get("device", "cuda"), exclusive=True) as gpu:
         # Warm like verification unless --cold-workers: a fresh process would pay ~10 s of imports per batch on the
@@ -182,40 +227,54 @@ def _run_child(workdir: Path, config: dict, harness: dict, timeout_s: float) -> 
                 stdin_fd=stdin_fd,
             )
 
-        _outcome, run = judge_of(harness, gpu, timeout_s).session({"kind": "lend"}, run_child)
+        bench = HOST_BENCH if _clock(harness) == "host" else BENCH
+        session = {
+            "kind": "time",
+            "clock": _clock(harness),
+            "bench": bench,
+            "candidates": config["candidates"],
+            **options,
+            "ceilings": _ceilings(options.get("ceilings"), harness, gpu),
+        }
+        outcome, run = judge_of(harness, gpu, timeout_s).session(session, run_child)
     write_into_candidate_folder(
         workdir / "sandbox.log", f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}"
     )
-    report = _read_report(workdir / "report.json")
-    _record_slot(report, gpu)
+    _record_slot(outcome, gpu)
     if run.timed_out:
-        return report, f"timed out after {timeout_s:.0f}s"
+        return outcome, f"timed out after {timeout_s:.0f}s"
     if run.returncode != 0 or run.signal_name:
-        return report, f"the timing process failed (exit {run.returncode}, {run.signal_name}): {_last_line(run.stderr)}"
-    return report, None
+        return (
+            outcome,
+            f"the timing process failed (exit {run.returncode}, {run.signal_name}): {_last_line(run.stderr)}",
+        )
+    return outcome, None
 
 
-def _read_report(path: Path, limit: int = 1 << 22) -> dict:
-    """The timing child's report: a regular file in its folder (never a link it planted), at most 4 MiB."""
+def _clock(harness: dict) -> str:
+    # "_test_clock": "host" lets CPU tests drive the protocol; its numbers are marked and never published.
+    return harness.get("_test_clock", "cuda")
+
+
+def _ceilings(given: dict | None, harness: dict, gpu: str | None) -> dict | None:
+    """The roofline's ceilings for the judge's floor check: given, or measured once per GPU (cached) while this GPU
+    is ours alone. None where there are none (the host clock, or measuring failed): no floor is applied then."""
+    if given is not None or _clock(harness) != "cuda":
+        return given
+    from kernelagent.bench.roofline import ceilings
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return {}
-    with os.fdopen(fd, "rb") as report:
-        data = report.read(limit + 1)
-    try:
-        value = json.loads(data) if len(data) <= limit else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        measured = ceilings(gpu=gpu)
+    except Exception:  # noqa: BLE001 - no floor is a weaker check, not a reason to stop timing
+        return None
+    return measured if "copy_gbps" in measured else None
 
 
-def _record_slot(report: dict, gpu: str | None) -> None:
+def _record_slot(outcome: dict, gpu: str | None) -> None:
     """Every timing result says which GPU produced it (None: not pinned, e.g. no GPU known), and which physical GPU
     that is where nvidia-smi knows it (gpu_index, gpu_uuid, gpu_name)."""
     identity = {key: value for key, value in gpu_facts(gpu).items() if key != "gpu"}
-    report["gpu_slot"] = gpu
-    for result in (report.get("results") or {}).values():
+    for result in (outcome.get("results") or {}).values():
         if isinstance(result, dict):
             result.update(gpu_slot=gpu, **identity)
 

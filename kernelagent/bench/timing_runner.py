@@ -1,15 +1,17 @@
-"""Child process: times the reference (eager and torch.compile) or candidates with CUDA events, L2 flushed.
+"""Child process, untrusted: builds the candidates (or the reference's baselines) and runs the timed calls the judge
+asks for, with CUDA events and the L2 flushed.
 
-    python -m kernelagent.bench.timing_runner WORKDIR
+    python -m kernelagent.bench.timing_runner WORKDIR      (stdin: the judge's socket)
 
-WORKDIR holds config.json and problem.py (reference) or the candidate files; the initial state and one input draw
-are lent by the judge over stdin. The runner writes report.json after every candidate, so a crash or timeout loses
-only the candidate in flight.
+WORKDIR holds config.json and the candidate files (or problem.py). The judge (verify/judge_timing.py) lends the
+initial state and K input/output slots, refills a slot with a fresh draw before every checked call and compares the
+outputs this process copies into the slot's buffers; the per-call times this process reports are checked against
+the judge's own clock and the roofline there. This process is the candidate's: it decides nothing, and what it says
+about itself (patched functions, threads, PyTorch compute) can only fail the candidate.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import statistics
@@ -18,44 +20,102 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kernelagent.verify.loading import build_model, report_writer, tensors_in
+from kernelagent.verify.loading import build_model
 
 FLUSH_BYTES = 256 * 1024**2  # at least twice the L2 of current GPUs (H100 50 MB, H200 60 MB)
-CRASH_EXIT = 3  # the CUDA context is unusable after this candidate: the parent restarts us for the rest
+_perf = time.perf_counter  # bound before any candidate code loads: patching time.perf_counter later changes nothing
+BASELINES = ("eager", "compile", "max-autotune")  # reference mode's "candidates"
 
 
 def main(workdir: str) -> int:
     work = Path(workdir)
-    write = report_writer(work / "report.json")
-    report: dict = {"phase": "start", "results": {}}
-    write(report)
     config = json.loads((work / "config.json").read_text())
     import torch
 
-    clock = HostClock() if config.get("clock") == "host" else CudaClock()
-    if not clock.available():
-        report["fatal"] = "timing needs a CUDA GPU; interpreter times are not speed"
-        write(report)
-        return 0
-    report["gpu"] = clock.name()
-    report["torch"] = torch.__version__
-    from kernelagent.verify.candidate_runner import receive_lent
+    from kernelagent.verify import wire
+    from kernelagent.verify.candidate_runner import Channel
+    from kernelagent.verify.runtime_guard import LaunchCounter, task_ids
 
-    init, inputs, _keep = receive_lent(clock.device)
-    config["init"] = init
-    if config["mode"] == "reference":
-        try:
-            report["reference"] = time_reference(work, config, inputs, clock)
-        except Exception as err:  # noqa: BLE001 - the user's reference failed: say so rather than crash silently
-            report["fatal"] = f"the reference failed while timed: {type(err).__name__}: {str(err)[:500]}"
-        report["phase"] = "done"
-        write(report)
+    clock = HostClock() if config.get("clock") == "host" else CudaClock()
+    channel = Channel()
+    keep: list = []  # shared mappings must outlive every tensor that views them
+    init, fds = channel.next()
+    state = {d["name"]: wire.map_tensor(d, fds, keep) for d in init["state"]}
+    lent, fds = channel.next()
+    slots = [Slot(entry, fds, keep) for entry in lent["slots"]]
+    init = {"init_inputs": wire.unpack_object(init["init_inputs"]), "state_dict": state, "seed": init["config"]["seed"]}
+    if not clock.available():
+        for name in config["candidates"]:
+            channel.report({"event": "candidate", "name": name, "error": "timing needs a CUDA GPU"})
         return 0
-    return _time_all(work, config, inputs, clock, report, write)
+    set_tf32(torch, bool(config.get("tf32")))
+    counter = LaunchCounter()
+    counter.install()
+    watchdog = Watchdog(config.get("candidate_timeout_s", 300))
+    baseline = task_ids()
+    guarded = _guarded_functions(clock)
+    reference = config["mode"] == "reference"
+    models: dict[str, object] = {}
+    for name in config["candidates"]:
+        watchdog.start()
+        model, error = _build_one(work, name, init, config, clock)
+        watchdog.stop()
+        message = {"event": "candidate", "name": name, **({"error": error} if error else {})}
+        models[name] = model
+        channel.report({**message, **({} if reference else _self_check(guarded, clock, baseline, task_ids))})
+    first_calls: set[str] = set()
+    while True:
+        try:
+            message, _fds = channel.next()
+        except wire.WireError:
+            return 0
+        event = message.get("event")
+        if event == "calls":
+            name = message["name"]
+            recorded = not reference and name not in first_calls  # the first call runs under the op recorder
+            first_calls.add(name)
+            watchdog.start()
+            reply = run_calls(models[name], [slots[i] for i in message["slots"]], clock, counter, message, recorded)
+            watchdog.stop()
+            channel.report(reply)  # first, so that our own checks below are not in the judge's wall time
+            if reply.get("restart"):
+                return 0
+            channel.report(
+                {"event": "checked", **({} if reference else _self_check(guarded, clock, baseline, task_ids))}
+            )
+        elif event == "crosscheck":
+            channel.report({"event": "crosscheck_done", **_cudagraph(models[message["name"]], slots[0], config)})
+        else:  # "finish" or "restart": the judge has what it needs
+            return 0
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Clocks: CUDA events on the GPU; the host clock exists only so CPU tests can exercise the plumbing
+# Slots: the judge's input tensors and output buffers, mapped once
+
+
+class Slot:
+    def __init__(self, entry: dict, fds: list[int], keep: list) -> None:
+        from kernelagent.verify import wire
+        from kernelagent.verify.candidate_runner import _lent_value
+
+        self.inputs = [_lent_value(d, fds, keep) for d in entry["inputs"]]
+        self.buffers = [wire.map_tensor(d, fds, keep) if "kind" in d else None for d in entry["outputs"]]
+
+
+def store(result: object, buffers: list) -> None:
+    """Copy a forward's outputs into the judge's buffers; anything that does not fit stays NaN and fails there."""
+    from kernelagent.verify.candidate_runner import _fits, flatten_result
+
+    leaves = flatten_result(result)
+    if len(leaves) != len(buffers):
+        return
+    for leaf, buffer in zip(leaves, buffers, strict=True):
+        if buffer is not None and _fits(leaf, buffer):
+            buffer.copy_(leaf)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Clocks: CUDA events on the GPU; the host clock exists only so CPU tests can exercise the protocol
 
 
 class CudaClock:
@@ -67,6 +127,10 @@ class CudaClock:
 
         self.torch = torch
         self._flush: object = None
+        # Bound now, before candidate code can replace them on the class (which the tamper check would also see).
+        self._event, self._sync = torch.cuda.Event, torch.cuda.synchronize
+        self._record, self._elapsed = torch.cuda.Event.record, torch.cuda.Event.elapsed_time
+        self._wait = torch.cuda.Event.synchronize
 
     def available(self) -> bool:
         return self.torch.cuda.is_available()
@@ -75,7 +139,7 @@ class CudaClock:
         return self.torch.cuda.get_device_name(0)
 
     def sync(self) -> None:
-        self.torch.cuda.synchronize()
+        self._sync()
 
     def flush(self) -> None:
         """Leave L2 cold and clean before a repetition: every input comes from memory, no write-back is owed.
@@ -92,21 +156,50 @@ class CudaClock:
         self._flush.max()
 
     def time_each(self, fn: Callable[[], object], n: int, *, flush: bool = True) -> list[float]:
-        event = self.torch.cuda.Event
-        starts = [event(enable_timing=True) for _ in range(n)]
-        ends = [event(enable_timing=True) for _ in range(n)]
+        starts = [self._event(enable_timing=True) for _ in range(n)]
+        ends = [self._event(enable_timing=True) for _ in range(n)]
         for i in range(n):
             if flush:
                 self.flush()  # outside the event pair: its time is never counted
-            starts[i].record()
+            self._record(starts[i])
             fn()
-            ends[i].record()
-        self.sync()
-        return [s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)]
+            self._record(ends[i])
+        self._sync()
+        return [self._elapsed(s, e) for s, e in zip(starts, ends, strict=True)]
+
+    def run_calls(
+        self, calls: list[Callable[[], object]], stores: list[Callable[[object], None]] | None, *, flush: bool
+    ) -> tuple[list[float], list[float]]:
+        """Times each call with events. Flushed calls: the end mark is waited for, then a device-wide synchronise
+        is timed (work left running shows there), then the outputs are copied out. Back to back (no flush): the
+        copies are queued between one call's end mark and the next call's start, outside every event pair."""
+        starts = [self._event(enable_timing=True) for _ in calls]
+        ends = [self._event(enable_timing=True) for _ in calls]
+        after = []
+        for k, call in enumerate(calls):
+            if flush:
+                self.flush()
+            self._record(starts[k])
+            out = call()
+            self._record(ends[k])
+            if flush:
+                after.append(self._after(ends[k]))
+            if stores:
+                stores[k](out)
+        if not flush:
+            after.append(self._after(ends[-1]))
+        self._sync()
+        return [self._elapsed(s, e) for s, e in zip(starts, ends, strict=True)], after
+
+    def _after(self, end: object) -> float:
+        self._wait(end)
+        started = _perf()
+        self._sync()
+        return (_perf() - started) * 1e3
 
 
 class HostClock:
-    """Wall clock on the CPU: for tests of the child protocol only; the parent never reports these numbers."""
+    """Wall clock on the CPU: for tests of the protocol only; the agent never reports these numbers."""
 
     device = "cpu"
     kind = "host"
@@ -126,10 +219,76 @@ class HostClock:
     def time_each(self, fn: Callable[[], object], n: int, *, flush: bool = True) -> list[float]:
         times = []
         for _ in range(n):
-            t0 = time.perf_counter()
+            t0 = _perf()
             fn()
-            times.append((time.perf_counter() - t0) * 1e3)
+            times.append((_perf() - t0) * 1e3)
         return times
+
+    def run_calls(
+        self, calls: list[Callable[[], object]], stores: list[Callable[[object], None]] | None, *, flush: bool
+    ) -> tuple[list[float], list[float]]:
+        del flush
+        times = []
+        for k, call in enumerate(calls):
+            t0 = _perf()
+            out = call()
+            times.append((_perf() - t0) * 1e3)
+            if stores:
+                stores[k](out)
+        return times, []
+
+
+def run_calls(model, slots: list[Slot], clock, counter, message: dict, recorded: bool) -> dict:  # noqa: ANN001
+    """One message of the judge's: the calls on these slots, timed; outputs copied into the slots' buffers."""
+    import torch
+
+    from kernelagent.verify.candidate_runner import describe_error
+
+    launches: list[int] = []
+
+    def counted(slot: Slot) -> Callable[[], object]:
+        def call() -> object:
+            before = counter.launches
+            out = model(*slot.inputs)
+            launches.append(counter.launches - before)
+            return out
+
+        return call
+
+    calls = [counted(slot) for slot in slots]
+    stores = [(lambda out, s=slot: store(out, s.buffers)) for slot in slots] if message.get("store") else None
+    ops: list[str] = []
+    try:
+        with torch.no_grad():
+            if recorded:  # the first call (compile; never counted by the judge) also shows PyTorch compute
+                (times, after), ops = _recorded(lambda: clock.run_calls(calls, stores, flush=message["flush"]))
+            else:
+                times, after = clock.run_calls(calls, stores, flush=message["flush"])
+    except BaseException as err:  # noqa: BLE001 - whatever the candidate raises is its result, not our crash
+        healthy = _still_healthy(clock)
+        text = f"{type(err).__name__}: {describe_error(err, Path('candidate.py'))['message'][:500]}"
+        return {"event": "calls_done", "error": text, "restart": not healthy}
+    return {
+        "event": "calls_done",
+        "ms": times,
+        "after_ms": after,
+        "launches": launches,
+        **({"compute_ops": ops} if ops else {}),
+    }
+
+
+def _recorded(run: Callable[[], object]) -> tuple[object, list[str]]:
+    """The calls under the op recorder: a forward that computes with PyTorch outside Triton is not timed."""
+    from kernelagent.verify.runtime_guard import GuardEvidence, OpRecorder
+
+    recorder = OpRecorder(GuardEvidence(lambda event: None))
+    with recorder:
+        result = run()
+    return result, sorted(set(recorder.evidence.compute_ops))[:5]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# do_bench's method, for the ceilings (roofline.py) and anything else timed in-process
 
 
 def bench(
@@ -140,242 +299,112 @@ def bench(
     rep_ms: float = 100,
     min_reps: int = 20,
     max_reps: int = 2000,
-    abort_ms: float | None = None,
 ) -> dict:
-    """do_bench's method: warm up, estimate, then time each repetition with events around fn alone; median."""
+    """Warm up, estimate, then time each repetition with events around fn alone, L2 flushed; median."""
     fn()  # compile, autotune and allocator warm-up stay out of the numbers
     clock.sync()
-    estimate = statistics.median(clock.time_each(fn, 3))
-    if abort_ms is not None and estimate > abort_ms:
-        return {"error": f"too slow: {estimate:.3f} ms a call, over the cap of {abort_ms:.3f} ms", "slow_ms": estimate}
-    per_call = max(estimate, 1e-3)
+    per_call = max(statistics.median(clock.time_each(fn, 3)), 1e-3)
     n_warmup = min(max_reps, max(1, int(warmup_ms / per_call)))
     n_reps = min(max_reps, max(min_reps, math.ceil(rep_ms / per_call)))
     clock.time_each(fn, n_warmup, flush=False)
-    series = clock.time_each(fn, n_reps)
-    times = sorted(series)
-    half = len(series) // 2
+    times = sorted(clock.time_each(fn, n_reps))
     return {
         "ms": statistics.median(times),
-        "p20_ms": _quantile(times, 0.2),
-        "p80_ms": _quantile(times, 0.8),
-        "min_ms": times[0],
+        "p20_ms": quantile(times, 0.2),
+        "p80_ms": quantile(times, 0.8),
         "reps": n_reps,
-        "calls": 1 + 3 + n_warmup + n_reps,
         "clock": clock.kind,
-        # > 1: later repetitions ran slower than earlier ones (clocks dropping under sustained load, say)
-        "drift": statistics.median(series[half:]) / max(statistics.median(series[:half]), 1e-9),
     }
 
 
-def _quantile(sorted_times: list[float], q: float) -> float:
+def quantile(sorted_times: list[float], q: float) -> float:
     point = q * (len(sorted_times) - 1)
     low, high = math.floor(point), math.ceil(point)
     return sorted_times[low] + (sorted_times[high] - sorted_times[low]) * (point - low)
 
 
+def set_tf32(torch, allow: bool) -> None:  # noqa: ANN001
+    """One TF32 setting for the reference's baselines and the candidates (Triton's tl.dot chooses its own)."""
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
+    torch.set_float32_matmul_precision("high" if allow else "highest")
+
+
 # ----------------------------------------------------------------------------------------------------------------
-# Reference: eager and torch.compile, plus the bytes and FLOPs the roofline needs
+# Building: candidates like the verifier builds them; the reference's baselines from problem.py
 
 
-def time_reference(work: Path, config: dict, inputs: list, clock: CudaClock | HostClock) -> dict:
-    import torch
-
+def _build_one(work: Path, name: str, init: dict, config: dict, clock) -> tuple[object, str | None]:  # noqa: ANN001
+    from kernelagent.verify.candidate_runner import describe_error
     from kernelagent.verify.loading import load_module
 
-    problem = load_module(work / "problem.py", "kernelagent_reference")
-    model = _build(problem.Model, work, config, clock.device)
-    with torch.no_grad():
-        outputs = model(*inputs)
-        result = {"eager": bench(lambda: model(*inputs), clock, **_bench_options(config))}
-        result.update(_traffic(model, inputs, outputs))
-        if config.get("compile", True):
-            result["compile"] = _time_compiled(model, inputs, clock, config)
-    result["dtype"] = config.get("dtype") or _dtype_of(inputs, outputs)
-    return result
-
-
-def _time_compiled(model: object, inputs: list, clock: CudaClock | HostClock, config: dict) -> dict:
-    import torch
-
-    started = time.perf_counter()
     try:
-        compiled = torch.compile(model)
-        compiled(*inputs)  # compilation happens here, outside the timed region
-        clock.sync()
-        compile_s = time.perf_counter() - started
-        return {**bench(lambda: compiled(*inputs), clock, **_bench_options(config)), "compile_s": round(compile_s, 2)}
-    except Exception as err:  # noqa: BLE001 - any failure of torch.compile is reported, never fatal
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-        return {"error": f"{type(err).__name__}: {first}"}
+        if config["mode"] == "reference":
+            problem = load_module(work / "problem.py", "kernelagent_reference")
+            model = build_model(problem.Model, init, clock.device, config.get("dtype"))
+            if name != "eager":
+                import torch
 
-
-def _traffic(model: object, inputs: list, outputs: object) -> dict:
-    """Fewest bytes a kernel must move (inputs, parameters and outputs, each once) and the FLOPs torch counts."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    state = list(model.state_dict().values())
-    moved = _nbytes(inputs) + _nbytes(state) + _nbytes(outputs)
-    with FlopCounterMode(display=False) as counter:
-        model(*inputs)
-    flops = int(counter.get_total_flops())
-    source = "flop_counter"
-    if flops == 0:  # elementwise and reductions: torch counts none; one op per input element is a lower bound
-        flops = sum(t.numel() for t in tensors_in(inputs))
-        source = "numel_lower_bound"
-    return {"bytes": moved, "flops": flops, "flops_source": source}
-
-
-def _nbytes(values: object) -> int:
-    seen, total = set(), 0
-    for t in tensors_in(values):
-        key = (t.data_ptr(), t.numel(), t.dtype)
-        if key not in seen:
-            seen.add(key)
-            total += t.numel() * t.element_size()
-    return total
-
-
-def _dtype_of(inputs: list, outputs: object) -> str:
-    for t in tensors_in(inputs) + tensors_in(outputs):
-        if t.is_floating_point():
-            return str(t.dtype).removeprefix("torch.")
-    return "float32"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Candidates: each built from init.pt like the verifier builds it, timed, and checked for tricks while timed
-
-
-def _time_all(work: Path, config: dict, inputs: list, clock: CudaClock | HostClock, report: dict, write) -> int:  # noqa: ANN001
-    from kernelagent.verify.runtime_guard import LaunchCounter
-
-    counter = LaunchCounter()
-    counter.install()
-    guarded = _guarded_functions(clock)
-    abort_ms = config.get("abort_ms")
-    watchdog = Watchdog(config.get("candidate_timeout_s", 300), report, write)
-    for name in config["candidates"]:
-        if name in report["results"]:
-            continue
-        report["in_flight"] = name
-        write(report)
-        watchdog.start(name)
-        result, healthy = _time_one(work, name, config, inputs, clock, counter, abort_ms)
-        watchdog.stop()
-        tampered = [name for name, fn in _guarded_functions(clock).items() if guarded.get(name) is not fn]
-        if tampered:
-            result = {"error": "the candidate replaced harness or timing functions: " + ", ".join(tampered)}
-            healthy = False
-        report["results"][name] = result
-        report.pop("in_flight")
-        write(report)
-        if not healthy:
-            return CRASH_EXIT
-        if abort_ms is None and config.get("abort_factor") and "ms" in result:
-            abort_ms = config["abort_factor"] * result["ms"]  # the first candidate (the seed) sets the cap
-    report["phase"] = "done"
-    write(report)
-    return 0
+                model = torch.compile(model, **({"mode": "max-autotune"} if name == "max-autotune" else {}))
+            return model, None
+        module = load_module(work / name, f"candidate_{Path(name).stem}")
+        return build_model(getattr(module, "ModelNew"), init, clock.device, config.get("dtype")), None  # noqa: B009
+    except BaseException as err:  # noqa: BLE001 - whatever the candidate raises is its result, not our crash
+        return None, f"{type(err).__name__}: {describe_error(err, work / name)['message'][:500]}"
 
 
 class Watchdog:
-    """Ends the process if one candidate hangs (compile or kernel), so the parent restarts us for the rest."""
+    """Ends the process if one step hangs (compile or kernel); the judge names the candidate in flight."""
 
-    def __init__(self, limit_s: float, report: dict, write: Callable[[dict], None]):
+    def __init__(self, limit_s: float) -> None:
         import os
         import threading
 
-        self._limit_s, self._report, self._write, self._exit = limit_s, report, write, os._exit
-        self._current: tuple[str, float] | None = None
+        self._limit_s, self._exit = limit_s, os._exit
+        self._since: float | None = None
         threading.Thread(target=self._watch, daemon=True).start()
 
-    def start(self, name: str) -> None:
-        self._current = (name, time.monotonic())
+    def start(self) -> None:
+        self._since = time.monotonic()
 
     def stop(self) -> None:
-        self._current = None
+        self._since = None
 
     def _watch(self) -> None:
         while True:
             time.sleep(1.0)
-            current = self._current
-            if current and time.monotonic() - current[1] > self._limit_s:
-                self._report["results"][current[0]] = {"error": f"not timed: took over {self._limit_s:.0f}s"}
-                self._write(self._report)
-                self._exit(CRASH_EXIT)
+            since = self._since
+            if since is not None and time.monotonic() - since > self._limit_s:
+                self._exit(3)
 
 
-def _time_one(work, name, config, inputs, clock, counter, abort_ms) -> tuple[dict, bool]:  # noqa: ANN001
-    import torch
-
-    from kernelagent.verify.candidate_runner import describe_error
-    from kernelagent.verify.loading import load_module
-    from kernelagent.verify.runtime_guard import OpRecorder
-
-    module_name = f"candidate_{Path(name).stem}"
+def _cudagraph(model, slot: Slot, config: dict) -> dict:  # noqa: ANN001
+    """Triton's own CUDA-graph timing of the same forward (no L2 flush, no launch gaps), as a cross-check. Unlike
+    the event timings it is not checked call by call: the judge only bounds it by the floor."""
     try:
-        module = load_module(work / name, module_name)
-        model = _build(getattr(module, "ModelNew"), work, config, clock.device)  # noqa: B009 - a missing entry is an error
-        with torch.no_grad():
-            result = _measure(model, inputs, clock, counter, config, abort_ms)
-            if "ms" in result:
-                result.update(_guard_ops(model, inputs, OpRecorder))
-    except BaseException as err:  # noqa: BLE001 - whatever the candidate raises is its result, not our crash
-        result = {"error": f"{type(err).__name__}: {describe_error(err, work / name)['message'][:500]}"}
-    finally:
-        sys.modules.pop(module_name, None)
-    healthy = _still_healthy(clock)
-    gc.collect()
-    if clock.kind == "cuda" and healthy:
-        torch.cuda.empty_cache()
-    return result, healthy
-
-
-def _measure(model, inputs, clock, counter, config, abort_ms) -> dict:  # noqa: ANN001
-    before = counter.launches
-    model(*inputs)
-    clock.sync()
-    per_call = counter.launches - before
-    if per_call == 0:
-        return {"error": "forward launched no Triton kernel"}
-    before = counter.launches
-    result = bench(lambda: model(*inputs), clock, abort_ms=abort_ms, **_bench_options(config))
-    if "ms" in result and counter.launches - before != per_call * result["calls"]:
-        # Every timed call must do the work: a forward that skips launches on repeats (cached outputs) is not timed.
-        launched = counter.launches - before
-        return {"error": f"forward launched {launched} kernels over {result['calls']} calls, not {per_call} per call"}
-    result["launches_per_call"] = per_call
-    if config.get("crosscheck") and "ms" in result and clock.kind == "cuda":
-        result.update(_cudagraph(lambda: model(*inputs), config))
-        # Same events, no flush between calls: separates cache effects from launch gaps and clock behaviour.
-        back_to_back = sorted(clock.time_each(lambda: model(*inputs), result["reps"], flush=False))
-        result["no_flush_ms"] = statistics.median(back_to_back)
-    return result
-
-
-def _cudagraph(fn: Callable[[], object], config: dict) -> dict:
-    """Triton's own CUDA-graph timing of the same forward (no L2 flush, no launch gaps), as a cross-check."""
-    try:
+        import torch
         from triton.testing import do_bench_cudagraph
 
-        ms = do_bench_cudagraph(fn, rep=int(config.get("rep_ms", 100)), return_mode="median")
+        with torch.no_grad():
+            ms = do_bench_cudagraph(
+                lambda: model(*slot.inputs), rep=int(config.get("rep_ms", 100)), return_mode="median"
+            )
         return {"cudagraph_ms": float(ms)}
     except Exception as err:  # noqa: BLE001 - a forward that cannot be captured still has its event timing
         return {"cudagraph_error": f"{type(err).__name__}: {str(err)[:200]}"}
 
 
-def _guard_ops(model, inputs, recorder_cls) -> dict:  # noqa: ANN001
-    """One more call under the op recorder: a forward that turns to PyTorch compute after warm-up is not timed."""
-    from kernelagent.verify.runtime_guard import GuardEvidence
+# ----------------------------------------------------------------------------------------------------------------
+# What the child says about itself (best effort: it can only fail the candidate)
 
-    recorder = recorder_cls(GuardEvidence(lambda event: None))
-    with recorder:
-        model(*inputs)
-    if recorder.evidence.compute_ops:
-        ops = ", ".join(sorted(set(recorder.evidence.compute_ops))[:5])
-        return {"error": f"PyTorch compute ran outside Triton while timed: {ops}"}
-    return {}
+
+def _self_check(guarded: dict, clock, baseline: set[int], task_ids) -> dict:  # noqa: ANN001
+    return {"tampered": tampered(guarded, clock), "new_threads": len(task_ids() - baseline)}
+
+
+def tampered(guarded: dict, clock) -> list[str]:  # noqa: ANN001
+    now = _guarded_functions(clock)
+    return [name for name, fn in now.items() if guarded.get(name) is not fn]
 
 
 def _still_healthy(clock: CudaClock | HostClock) -> bool:
@@ -387,13 +416,13 @@ def _still_healthy(clock: CudaClock | HostClock) -> bool:
 
 
 def _guarded_functions(clock: CudaClock | HostClock) -> dict[str, object]:
-    """Identities a candidate must not replace while it is timed (checked after each candidate)."""
+    """Identities a candidate must not replace (checked after each build and each message)."""
     import torch
 
     from kernelagent.verify.runtime_guard import protected_functions
 
     module = sys.modules[__name__]
-    own = {f"timing_runner.{n}": getattr(module, n) for n in ("bench", "_measure", "_guard_ops", "_quantile")}
+    own = {f"timing_runner.{n}": getattr(module, n) for n in ("run_calls", "store", "tampered", "_self_check")}
     return {
         **protected_functions(),
         **own,
@@ -402,21 +431,10 @@ def _guarded_functions(clock: CudaClock | HostClock) -> dict[str, object]:
         "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time,
         "torch.cuda.synchronize": torch.cuda.synchronize,
         "torch.Tensor.zero_": torch.Tensor.zero_,
-        f"{type(clock).__name__}.time_each": type(clock).time_each,
+        "torch.Tensor.copy_": torch.Tensor.copy_,
+        f"{type(clock).__name__}.run_calls": type(clock).run_calls,
+        f"{type(clock).__name__}.flush": type(clock).flush,
     }
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Shared helpers
-
-
-def _build(entry: type, work: Path, config: dict, device: str):  # noqa: ANN202
-    """Same construction as the verifier (one shared function), from the state the judge lent."""
-    return build_model(entry, config["init"], device, config.get("dtype"))
-
-
-def _bench_options(config: dict) -> dict:
-    return {k: config[k] for k in ("warmup_ms", "rep_ms", "min_reps", "max_reps") if k in config}
 
 
 if __name__ == "__main__":

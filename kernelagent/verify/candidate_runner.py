@@ -111,22 +111,6 @@ def main(workdir: str) -> int:
     return 0
 
 
-def receive_lent(device: str) -> tuple[dict, list, list]:
-    """For the timing child: the judge lends the initial state and one input draw, and judges nothing.
-    Returns (init for build_model, inputs, mappings to keep alive)."""
-    import torch
-
-    channel = Channel()
-    keep: list = []
-    init, fds = channel.next()
-    state = {d["name"]: wire.map_tensor(d, fds, keep) for d in init["state"]}
-    lent, fds = channel.next()
-    inputs = [_lent_value(d, fds, keep) for d in lent["inputs"]]
-    inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
-    seed = init["config"]["seed"]
-    return {"init_inputs": wire.unpack_object(init["init_inputs"]), "state_dict": state, "seed": seed}, inputs, keep
-
-
 def run_draw(model, message, fds, keep, recorder, counter, baseline_tasks, config, torch, guard) -> dict:  # noqa: ANN001, PLR0913
     """One input draw: map the judge's inputs and output buffers, run forward under the guard, copy into the buffers."""
     inputs = [

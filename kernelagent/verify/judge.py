@@ -7,7 +7,9 @@ end is the candidate's stdin: it lends the initial state, then, only after the c
 each input set from a fresh unpredictable seed, computes the reference in the problem's dtype and in float64, lends
 the inputs and an output buffer per output, and compares what the candidate wrote there with its own outputs, on
 the device. Nothing the candidate writes is unpickled, loaded or trusted beyond its shape: a verdict needs every
-planned draw judged here. The agent talks to the judge over CONTROL_FD (verify/judge_client.py).
+planned draw judged here. Timing sessions ("kind": "time", verify/judge_timing.py) lend rotating input slots
+instead, refill them with a fresh draw before every timed call, and check every timed call's outputs. The agent
+talks to the judge over CONTROL_FD (verify/judge_client.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from kernelagent.verify import verdict as V
 from kernelagent.verify import wire
 from kernelagent.verify.compare import compare_outputs
+from kernelagent.verify.judge_timing import TimingSession
 from kernelagent.verify.reference import Draw, Reference, all_finite
 
 _CONTROL_LIMIT = 1 << 20
@@ -43,7 +46,7 @@ class Session:
         self.reference = reference
         self.sock = sock
         self.options = options
-        self.lent = wire.SharedTensors()  # for the whole session: the initial state (timing: also its inputs)
+        self.lent = wire.SharedTensors()  # for the whole session: the initial state (timing: also its slots)
         self.draw_lent = wire.SharedTensors()  # one draw's inputs and output buffers
         self.outcome: dict = {"phase": "start", "draws_planned": len(reference.plan), "draws_judged": 0, "guard": {}}
 
@@ -66,8 +69,8 @@ class Session:
 
     def _judge(self) -> None:
         reference = self.reference
-        if self.options.get("kind") == "lend":
-            self._lend_only()
+        if self.options.get("kind") == "time":
+            TimingSession(self).run()  # every timed call checked: verify/judge_timing.py
             return
         self._send_init()
         built = self._expect("built")
@@ -99,18 +102,6 @@ class Session:
         self._note_guard(bye, "after the last draw")
         self.outcome["phase"] = "done"
         self.outcome["verdict"] = self._final_verdict()
-
-    def _lend_only(self) -> None:
-        """For timing: the initial state and one fresh input draw, then wait until the process is gone."""
-        self._send_init()
-        inputs, _high, _low = self.reference.draw(Draw("timing"), high=False)
-        lent, fds = self._lend_inputs(inputs, self.lent)
-        self._send_with_fds({"event": "inputs", "inputs": lent}, fds)
-        self.outcome["phase"] = "lent"
-        while True:
-            message, fds = wire.receive(self.sock, limit=wire.MAX_CANDIDATE_MESSAGE_BYTES)  # ends at EOF
-            for fd in fds:
-                os.close(fd)
 
     def _release_draw(self) -> None:
         """One draw's inputs and buffers go once it is judged: at published sizes, keeping every draw's would not fit.
@@ -191,10 +182,10 @@ class Session:
             for fd in fds:
                 os.close(fd)
 
-    def _expect(self, event: str) -> dict | None:
+    def _expect(self, event: str, deadline: float | None = None) -> dict | None:
         """The next message of that kind; guard events in between are kept; an error ends the session."""
         while True:
-            message, fds = wire.receive(self.sock, limit=wire.MAX_CANDIDATE_MESSAGE_BYTES)
+            message, fds = wire.receive(self.sock, limit=wire.MAX_CANDIDATE_MESSAGE_BYTES, deadline=deadline)
             for fd in fds:
                 os.close(fd)  # a candidate has nothing to hand us
             kind = message.get("event")
