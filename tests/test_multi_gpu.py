@@ -142,3 +142,53 @@ def test_a_candidate_whose_gpu_fails_is_judged_on_another_and_the_verdict_names_
             verifier.verify_reference_candidate(code, harness, tmp_path / "c2", timeout_s=60)["details"]["gpu"] == "0"
         )
     verifier.release(harness)
+
+
+# --------------------------------------------------------------------------- Ray on one host with (fake) GPUs
+
+
+@pytest.fixture(scope="module")
+def ray_with_two_fake_gpus():
+    """A local Ray cluster started as `--executor ray` starts one: num_gpus = the visible GPUs, here two fake ids
+    (Ray's GPUs are logical resources, so placement works without a device)."""
+    ray = pytest.importorskip("ray")
+    from kernelagent.executors.ray_executor import RayExecutor
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "KERNELAGENT_GPUS", "KERNELAGENT_SLOTS_PER_GPU")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
+    os.environ.update(KERNELAGENT_GPUS="0,1", KERNELAGENT_SLOTS_PER_GPU="2", RAY_USAGE_STATS_ENABLED="0")
+    if ray.is_initialized():
+        ray.shutdown()
+    slots_module._reset_shared_slots()
+    executor = RayExecutor("local")
+    yield ray, executor
+    ray.shutdown()
+    slots_module._reset_shared_slots()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_ray_places_verifications_on_its_gpus_and_never_beside_a_timing_lease(ray_with_two_fake_gpus, tmp_path):
+    from kernelagent.executors.gpu_leases import RayGpuLeases
+
+    ray, executor = ray_with_two_fake_gpus
+    assert ray.cluster_resources().get("GPU") == 2
+    leases = shared_slots()
+    assert isinstance(leases, RayGpuLeases)  # the driver's timings lease their GPU from Ray
+    harness = {**cpu_harness(tmp_path), "device": "cuda"}  # tasks ask Ray for a GPU; the judge runs on the CPU
+    code = HONEST_ADD.read_text()
+    with leases.acquire(exclusive=True) as timed_on:  # a timing holds a whole GPU ...
+        assert timed_on in ("0", "1")
+        futures = [executor.submit_verify(code, harness, tmp_path / f"c{i}", timeout_s=60) for i in range(2)]
+        verdicts = [future.result(timeout=240) for future in futures]
+    other = {"0": "1", "1": "0"}[timed_on]
+    for verdict in verdicts:
+        # ... so both verifications ran on the other one, pinned to the GPU Ray gave them; the judge ran each
+        # candidate (whose launch then found no GPU driver on this CPU machine).
+        assert verdict["details"]["gpu"] == other == verdict["details"]["executor"]["ray_gpu"], verdict["details"]
+        assert verdict["failure_class"] == "runtime_error" and verdict["details"]["import_s"] is not None
+    assert (tmp_path / "c0" / "candidate.py").read_text() == code  # the work folder came back
+    assert [(p.device, p.exclusive) for p in leases.history()] == [(timed_on, True)]

@@ -5,6 +5,12 @@ once per harness through Ray's object store), the task verifies in a temporary f
 comes back with the work folder's files, which are written where a local verification would have left them.
 Harnesses larger than SHIP_LIMIT_BYTES are not shipped: their paths are used as they are (then runs/ must be on a
 filesystem every node shares). Every node needs kernelagent installed, at the same version.
+
+GPUs are Ray's to place: a verification task asks for 1/KERNELAGENT_SLOTS_PER_GPU of a GPU (so that many share one,
+as with local slots) and runs pinned to the GPU Ray gave it. Where the driver's own node has GPUs in the cluster, the
+driver's GPU work (timing, which needs a whole GPU, and preparing references) leases its GPU from Ray too
+(gpu_leases.RayGpuLeases), so a timing never shares its GPU with a Ray task. A local cluster started here gets
+num_gpus = the visible GPUs (after --gpus).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 
 from kernelagent.errors import KernelAgentError, UsageError
 from kernelagent.executors.base import Executor
+from kernelagent.sandbox.slots import holding, slots_per_gpu, use_placer, visible_gpus
 
 SHIP_LIMIT_BYTES = 256 * 1024**2
 RETURN_FILE_LIMIT_BYTES = 16 * 1024**2  # larger work files (e.g. big outputs) stay on the worker's node
@@ -38,9 +45,13 @@ class RayExecutor(Executor):
         self._call_task = self._ray.remote(call_in_worker)
         self._bundles: dict[tuple, object] = {}
         self._lock = threading.Lock()
+        if not str(address or "").startswith("ray://") and node_gpus(self._ray) > 0:
+            from kernelagent.executors.gpu_leases import RayGpuLeases
+
+            use_placer(RayGpuLeases(self._ray, slots_per_gpu()))  # the driver's timings take their GPU from Ray
 
     def submit(self, fn: Callable, args: tuple = (), kwargs: dict | None = None, *, device: str = "cpu") -> Future:
-        return self._call_task.options(**resources(device)).remote(fn, args, kwargs or {}).future()
+        return self._call_task.options(**resources(device, exclusive=True)).remote(fn, args, kwargs or {}).future()
 
     def submit_verify(  # noqa: ANN001 - the signature of verify_reference_candidate
         self, code, harness, workdir, *, timeout_s, tf32=False, rtol=None, atol=None
@@ -84,8 +95,8 @@ def connect(address: str | None):  # noqa: ANN201 - the ray module
     # Ray reports usage to its vendor by default; a run must not reach hosts the user did not name.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
-        if address == "local":
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        if address == "local" or (address is None and not _running_cluster()):
+            _start_local(ray)
         else:
             ray.init(address=address or None, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -93,8 +104,51 @@ def connect(address: str | None):  # noqa: ANN201 - the ray module
     return ray
 
 
-def resources(device: str) -> dict:
-    return {"num_gpus": 1, "num_cpus": 1} if device == "cuda" else {"num_cpus": 1}
+def _running_cluster() -> bool:
+    """Whether ray.init() without an address would join a cluster (RAY_ADDRESS, or one started with `ray start`)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return True
+    try:
+        from ray._private.services import canonicalize_bootstrap_address  # private: may move between Ray versions
+
+        return canonicalize_bootstrap_address(None) is not None
+    except (ConnectionError, RuntimeError, ValueError):
+        return False
+    except Exception:  # noqa: BLE001 - unknown Ray internals: let ray.init() find or start the cluster itself
+        return True
+
+
+def _start_local(ray) -> None:  # noqa: ANN001 - the ray module
+    """A cluster of this host alone, with exactly the GPUs this process may use (visible, after --gpus): Ray names
+    them by their physical ids, because it reads CUDA_VISIBLE_DEVICES when it starts."""
+    gpus = visible_gpus()
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    try:
+        ray.init(address="local", num_gpus=len(gpus), include_dashboard=False, log_to_driver=False)
+    finally:
+        if saved is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
+def node_gpus(ray) -> float:  # noqa: ANN001 - the ray module
+    """GPUs the cluster has on the driver's own node (0 where the driver's host gives Ray none)."""
+    here = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == here and node.get("Alive", True):
+            return float(node.get("Resources", {}).get("GPU", 0))
+    return 0.0
+
+
+def resources(device: str, *, exclusive: bool = False) -> dict:
+    """A verification shares its GPU with slots_per_gpu() - 1 others, as local slots do; exclusive work (timing,
+    Executor.submit) gets a whole one."""
+    if device != "cuda":
+        return {"num_cpus": 1}
+    return {"num_gpus": 1 if exclusive else 1 / slots_per_gpu(), "num_cpus": 1}
 
 
 def harness_files(mode: str, harness: dict) -> list[Path]:
@@ -137,14 +191,50 @@ def verify_in_worker(
     from kernelagent.verify.verifier import verify_reference_candidate
 
     verify = verify_reference_candidate if mode == "reference" else verify_test_candidate
-    if bundle is None:  # shared filesystem: the harness and the work folder are where the driver sees them
-        verdict = verify(code, harness, Path(shared_workdir), **options)
-        return _stamped(verdict), None
-    with tempfile.TemporaryDirectory(prefix="kernelagent-ray-") as tmp:
-        local = localise_harness(mode, harness, bundle, Path(tmp) / "harness")
-        workdir = Path(tmp) / "work"
-        verdict = verify(code, local, workdir, **options)
-        return _stamped(verdict), read_files(workdir)
+    gpu = ray_gpu()
+    _keep_few_judges(harness)
+    with holding(gpu):  # Ray placed this task: the candidate and its judge run on Ray's GPU, not on a local slot
+        if bundle is None:  # shared filesystem: the harness and the work folder are where the driver sees them
+            verdict = verify(code, harness, Path(shared_workdir), **options)
+            return _stamped(verdict, gpu), None
+        with tempfile.TemporaryDirectory(prefix="kernelagent-ray-") as tmp:
+            local = localise_harness(mode, harness, bundle, Path(tmp) / "harness")
+            workdir = Path(tmp) / "work"
+            verdict = verify(code, local, workdir, **options)
+            return _stamped(verdict, gpu), read_files(workdir)
+
+
+def ray_gpu() -> str | None:
+    """The GPU Ray gave this task (its physical id on the node), None for a CPU task."""
+    import ray
+
+    ids = ray.get_gpu_ids()
+    return str(ids[0]) if ids else None
+
+
+# A worker process keeps judges for the last few references it verified (a suite brings many; each judge holds its
+# reference's tensors on the GPU). Older ones are closed.
+JUDGES_PER_WORKER = 4
+_recent_references: list[str] = []
+
+
+def _keep_few_judges(harness: dict) -> None:
+    from kernelagent.verify.judge_client import judge_key
+    from kernelagent.verify.verifier import release
+
+    if harness.get("mode") != "reference":
+        return
+    key = judge_key(harness["judge"])
+    if key in _recent_references:
+        _recent_references.remove(key)
+    _recent_references.append(key)
+    while len(_recent_references) > JUDGES_PER_WORKER:
+        stale = _recent_references.pop(0)
+        release({"mode": "reference", "judge": _judge_configs.pop(stale)})
+    _judge_configs[key] = harness["judge"]
+
+
+_judge_configs: dict[str, dict] = {}
 
 
 def localise_harness(mode: str, harness: dict, bundle: dict[str, bytes], folder: Path) -> dict:
@@ -176,8 +266,8 @@ def read_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def _stamped(verdict: dict) -> dict:
-    """Says where the verification ran: the worker's pid, Ray node and host."""
+def _stamped(verdict: dict, gpu: str | None = None) -> dict:
+    """Says where the verification ran: the worker's pid, Ray node and host, and the GPU Ray gave it."""
     import ray
 
     details = verdict.setdefault("details", {})
@@ -186,6 +276,7 @@ def _stamped(verdict: dict) -> dict:
         "pid": os.getpid(),
         "node_id": ray.get_runtime_context().get_node_id(),
         "host": socket.gethostname(),
+        "ray_gpu": gpu,
     }
     return verdict
 
