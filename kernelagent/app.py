@@ -11,10 +11,11 @@ from pathlib import Path
 
 from kernelagent import budget, interrupts
 from kernelagent.checkpoints import CHECKPOINT_DB, open_saver, redact, stored_context
-from kernelagent.errors import RESUMABLE_EXIT_CODES, KernelAgentError, RunNotFound, UsageError, environment_fault
+from kernelagent.errors import RESUMABLE_EXIT_CODES, KernelAgentError, RunNotFound, environment_fault
 from kernelagent.graph.builder import build_graph
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving, holder
+from kernelagent.runs.paths import rebased
 from kernelagent.runs.store import RunStore, list_runs, new_run_id, read_json
 from kernelagent.spec import load_problem
 
@@ -76,9 +77,11 @@ def _changed_settings(before: dict, after: dict) -> dict:
 
 
 def _finished_result(store: RunStore) -> dict | None:
+    """result.json of a finished run, its paths under the run folder where that is now (it may have been moved)."""
     result = read_json(store.path("result.json"))
     if store.meta().get("status") in FINISHED_STATUSES and isinstance(result, dict):
-        return result
+        written_in = str(result.get("run_dir") or store.root)
+        return rebased(result, [written_in], str(store.root.resolve()))
     return None
 
 
@@ -111,8 +114,7 @@ def _stream(run_id, inputs, ctx, store, on_event, restart_input=None) -> dict:  
     try:
         with checkpointed_graph(ctx.runs_dir, ctx.checkpoint_url) as graph:
             if inputs is None:
-                saved = graph.get_state(config)
-                _refuse_moved_run(saved.values.get("run_dir"), store)
+                saved = graph.get_state(config)  # its paths resolved against where the runs folder is now
                 if not saved.next and saved.values.get("result"):
                     return saved.values["result"]  # already finished: nothing to redo
                 if not saved.next and not saved.values:
@@ -144,15 +146,6 @@ def node_concurrency(num_seeds: int) -> int:
     """Graph steps at once: every seed when the machine can take it, else a few per core (a seed's step mostly waits
     on the LLM; verifications are bounded again by the sandbox's slots)."""
     return max(4, min(num_seeds, 4 * (os.cpu_count() or 1)))
-
-
-def _refuse_moved_run(checkpointed_run_dir: str | None, store: RunStore) -> None:
-    """The checkpointed state holds absolute paths of the run's files: a resume after the runs folder moved would
-    read and write them at the old place. Say so instead of doing that silently."""
-    if checkpointed_run_dir and Path(checkpointed_run_dir).resolve() != store.root.resolve():
-        raise UsageError(f"run {store.run_id} was moved from {Path(checkpointed_run_dir).parent} to "
-                         f"{store.root.parent}; its checkpoints name files at the old place: move the runs folder "
-                         f"back to resume it")
 
 
 def _record_failure(store: RunStore, err: KernelAgentError) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,8 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SOFTMAX_SPEC, cli_env, rule
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Send
 from test_cli import cli, llm_env, run_args
 
+from kernelagent.checkpoints import open_saver
 from kernelagent.errors import RunBusy
 from kernelagent.llm.client import LLMSettings, ask
 from kernelagent.runs.lock import LOCK_FILE, DriverLock, holder
@@ -369,15 +374,58 @@ def test_resume_can_move_to_a_new_endpoint_and_model_and_records_it(scripted_llm
     assert change["changed"]["request_timeout_s"] == [600.0, 30.0]
 
 
-def test_a_moved_runs_folder_is_not_silently_started_over(scripted_llm, tmp_path):
-    server = scripted_llm(rule("s0", "seed", 0, "softmax_off_by_one.md"), rule("r0", "refine", 0, {"status": 500}))
+def checkpoint_bytes(runs: Path) -> bytes:
+    """Everything the SQLite checkpoints hold (msgpack keeps strings as plain UTF-8)."""
+    with sqlite3.connect(runs / "checkpoints.sqlite") as db:
+        rows = db.execute("SELECT checkpoint FROM checkpoints UNION ALL SELECT value FROM writes").fetchall()
+    return b"".join(row[0] for row in rows)
+
+
+def test_a_runs_folder_moved_mid_verification_resumes_where_it_is_now(scripted_llm, tmp_path):
+    server = scripted_llm(rule("s0", "seed", 0, "softmax_off_by_one.md"),
+                          rule("r0", "refine", 0, {"file": "softmax_correct.md", "delay_s": 1}, "softmax_correct.md"))
     env = llm_env(server)
     first = tmp_path / "first"
-    assert cli(*run_args(first, "--seeds", "1", "--max-retries", "0"), env=env).returncode == 3
-    moved = tmp_path / "moved"
-    first.rename(moved)
+    process = start_cli(*run_args(first, "--seeds", "1"), env=env)
+    # Round 0's verification has started (if it is over already, the slow refine reply holds the run a while).
+    wait_for(lambda: any(first.glob("*/work/seed0/round0")), process, "the first verification")
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert str(first).encode() not in checkpoint_bytes(first)  # every path the run keeps is relative
+
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    subprocess.run(["mv", str(first), str(moved)], check=True)
     run_dir = only_run_dir(moved)
     resumed = cli("resume", run_dir.name, "--runs-dir", str(moved), env=env)
-    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
-    assert f"was moved from {first} to {moved}" in one_line(resumed.stderr)
-    assert not first.exists() and server.count(task="seed") == 1  # nothing recreated at the old place, nothing asked
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "passed" and (result["winner"]["seed"], result["winner"]["rounds"]) == (0, 2)
+    assert result["kernel_path"] == str(run_dir / "kernel.py") and f"Kernel: {run_dir / 'kernel.py'}" in resumed.stdout
+    assert not first.exists()  # nothing read or written at the old place
+    assert server.count(task="seed") == 1  # the finished seed request is not repeated
+
+
+def test_checkpoints_of_an_older_version_with_absolute_paths_load_where_the_runs_folder_is_now(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    run_dir = str(old / "r1")
+    state = {"spec_path": "/elsewhere/softmax.md", "run_dir": run_dir,
+             "harness": {"dir": f"{run_dir}/harness/reference", "cache_dir": f"{old}/.triton-cache"}}
+    seed = {"run_dir": run_dir, "candidate_path": f"{run_dir}/seeds/seed0/round0.py"}
+    config = {"configurable": {"thread_id": "r1", "checkpoint_ns": ""}}
+    conn = sqlite3.connect(old / "checkpoints.sqlite")  # written as versions before relative paths wrote it
+    saved = SqliteSaver(conn).put(config, empty_checkpoint() | {"channel_values": state}, {}, {})
+    SqliteSaver(conn).put_writes(saved, [("__pregel_tasks", Send("seed_branch", seed))], "task-1")
+    conn.close()
+    subprocess.run(["mv", str(old), str(new)], check=True)
+
+    with open_saver(None, new) as saver:
+        found = saver.get_tuple(config)
+    new_run_dir = str(new.resolve() / "r1")
+    assert found.checkpoint["channel_values"] == {
+        "spec_path": "/elsewhere/softmax.md", "run_dir": new_run_dir,  # the spec is the user's file, not the run's
+        "harness": {"dir": f"{new_run_dir}/harness/reference", "cache_dir": f"{new.resolve()}/.triton-cache"}}
+    ((_, channel, send),) = found.pending_writes
+    assert send.arg == {"run_dir": new_run_dir, "candidate_path": f"{new_run_dir}/seeds/seed0/round0.py"}

@@ -17,6 +17,8 @@ class RunInput(TypedDict):
 class RunState(TypedDict, total=False):
     spec_path: str
     run_id: str
+    # Absolute here, as is every path under it (candidates, harness); the checkpoints store them relative to the runs
+    # folder and resolve them where it is when loaded (checkpoints.RelocatableSaver), so a moved runs folder resumes.
     run_dir: str
     problem: dict  # Problem.to_dict()
     device: str  # the resolved device: "cuda" or "cpu"

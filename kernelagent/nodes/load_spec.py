@@ -28,7 +28,8 @@ def load_spec(state: RunState, runtime: Runtime) -> dict:
     store.update_meta(problem=problem.name, mode=problem.mode, device=device)
     return {
         "run_id": run_id,
-        "run_dir": str(store.root),
+        # Absolute, so that every path derived from it is too: the checkpoints store them relative to the runs folder.
+        "run_dir": str(store.root.resolve()),
         "problem": problem.to_dict(),
         "device": device,
         "rounds_budget": ctx.rounds_per_seed,
