@@ -49,6 +49,12 @@ def main(workdir: str) -> int:
             channel.report({"event": "candidate", "name": name, "error": "timing needs a CUDA GPU"})
         return 0
     set_tf32(torch, bool(config.get("tf32")))
+    if clock.kind == "cuda":  # CUDA context, Triton's driver and the flush buffer exist before the thread baseline
+        from kernelagent.verify.candidate_runner import _prepare_device
+
+        _prepare_device({"device": "cuda"}, torch)
+        clock.flush()
+        clock.sync()
     counter = LaunchCounter()
     counter.install()
     watchdog = Watchdog(config.get("candidate_timeout_s", 300))

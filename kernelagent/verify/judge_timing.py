@@ -37,7 +37,7 @@ WARMUP_PER_MESSAGE = 50
 # synchronise), the forward's launch overhead (per launch, capped so a candidate cannot buy allowance by claiming
 # launches), and the output copy at a conservative bandwidth. Measured on CPU and an H100/H200 with honest kernels;
 # docs/timing.md has the figures.
-MESSAGE_ALLOWANCE_MS = {"cuda": 2.0, "host": 2.0}
+MESSAGE_ALLOWANCE_MS = {"cuda": 0.5, "host": 2.0}
 CALL_ALLOWANCE_MS = {"cuda": 0.15, "host": 0.3}
 LAUNCH_ALLOWANCE_MS = {"cuda": 0.03, "host": 0.05}
 MAX_ALLOWED_LAUNCHES = 32
