@@ -148,17 +148,27 @@ def normalised(code: str) -> str:
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        tokens = tokenize.generate_tokens(io.StringIO(code).readline)
-        skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
-        try:
-            return " ".join(t.string for t in tokens if t.type not in skip)
-        except (tokenize.TokenError, IndentationError):
-            return code
+        return " ".join(_tokens(code))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and _is_docstring(body[0]):
             node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree, annotate_fields=False)
+
+
+def _tokens(code: str) -> list[str]:
+    """The significant tokens of code that does not parse, up to where the tokenizer gives up, then the rest raw."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+    lines = code.splitlines(keepends=True)
+    out: list[str] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(code).readline):
+            if token.type not in skip:
+                out.append(token.string)
+    except (tokenize.TokenError, IndentationError, SyntaxError) as err:
+        row = err.args[1][0] if isinstance(err, tokenize.TokenError) and len(err.args) > 1 else len(lines)
+        out += "".join(lines[row:]).split()
+    return out
 
 
 def _is_docstring(node: ast.AST) -> bool:
