@@ -160,6 +160,7 @@ def main() -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--details", action="store_true", help="print the whole verdict of every row that is not ok")
     args = parser.parse_args()
     if wrong := check_versions():
         print("version mismatch:", *wrong, sep="\n  ")
@@ -170,6 +171,10 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(table)
     print(table)
+    if args.details:
+        for row in rows:
+            if not row["ok"]:
+                print(f"--- {row['name']}\n{json.dumps(row['verdict'], indent=1, default=str)[:6000]}")
     return 0 if all(r["ok"] or r["known"] for r in rows) else 1
 
 
