@@ -134,6 +134,9 @@ def test_a_candidate_whose_gpu_fails_is_judged_on_another_and_the_verdict_names_
     assert two_fake_gpus.retired() == {}  # one failure is not yet a pattern
     placements = [(p.device, p.exclusive) for p in two_fake_gpus.history()]
     assert placements == [("1", False), ("0", False), ("0", False)]  # tried on "1", judged on "0"; the holder
+    # The judge follows the slot: one was started for "1" (and failed there), the one on "0" judged.
+    judges = sorted(p.name.rsplit("-", 1)[-1] for p in (tmp_path / "harness" / "reference").glob("judge-*-gpu*"))
+    assert judges == ["gpu0", "gpu1"]
     two_fake_gpus.device_failed("1", "judge could not start")
     assert set(two_fake_gpus.retired()) == {"1"}
     with two_fake_gpus.acquire() as other:  # with "0" busy, a run still never lands on the retired "1"
