@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One device call for the judge on the GPU machine. Carry .whl (../shared/device/wheels.sh), .kb (a copy of
-# ../shared/kernelbench), .kbresults (an earlier call's kernelbench.jsonl, to continue it) and, for the third-party
-# corpus, .tpsite (the pinned packages' files that tests/thirdparty reads, extracted from their wheels).
+# ../shared/kernelbench), .kbresults (an earlier call's kernelbench.jsonl, to continue it), .tpsite (the pinned
+# packages' files that tests/thirdparty reads, extracted from their wheels) and .attacks (outside attackers' files).
 #   bash benchmarks/gpu_judge.sh smoke corpus+thirdparty+kernelbench latency
-# Steps joined with + run at the same time (they share the GPUs through the slots); the others run in order.
-# Each step writes its table under $OUT and its log into $OUT/logs.tgz (a device call returns at most 8 files);
-# the whole call is kept inside the device tool's 600 s limit (KB_BUDGET_S).
+#   bash benchmarks/gpu_judge.sh probe timing@1,dobench@1+escape@0,kernelbench@0
+# Arguments run in order; within one, branches joined with + run at the same time, steps joined with , run in
+# order inside their branch, and step@N pins a step to GPU N (CUDA_VISIBLE_DEVICES). Each step writes its table under
+# $OUT and its log into $OUT/logs.tgz (a device call returns at most 8 files); the whole call is kept inside the
+# device tool's 600 s limit (KB_BUDGET_S).
 set -u
 started=$(date +%s)
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
@@ -38,18 +40,59 @@ step() {
         --alone-workers "${KB_ALONE_WORKERS:-1}" --stop-after "$budget" --jsonl "$OUT/kernelbench.jsonl" --resume \
         --out "$OUT/kernelbench.md" > $LOGS/kernelbench.log 2>&1
       echo "kernelbench exit $?"; grep -c . "$OUT/kernelbench.jsonl"; sed -n 5,12p "$OUT/kernelbench.md" ;;
+    probe)  # can a confined candidate use CUDA, Triton and the judge's IPC? If not, the rest of the call runs unconfined
+      timeout 180 python3 benchmarks/cuda_confinement_probe.py --out "$OUT/probe.json" > $LOGS/probe.log 2>&1
+      echo "probe exit $?"; tail -15 $LOGS/probe.log
+      grep -q '"confined": *{[^}]*"ok": *true' "$OUT/probe.json" 2>/dev/null || python3 - "$OUT/probe.json" <<'PY' || export KERNELAGENT_GPU_CONFINED=0
+import json, sys
+probe = json.load(open(sys.argv[1]))
+variants = probe.get("variants", probe)
+ok = all(step.get("ok") for step in variants["confined"].values()) if isinstance(variants.get("confined"), dict) else False
+sys.exit(0 if ok else 1)
+PY
+      echo "KERNELAGENT_GPU_CONFINED=${KERNELAGENT_GPU_CONFINED:-1}" ;;
+    timing)
+      timeout 300 python3 benchmarks/timing_attacks.py --out "$OUT/timing-attacks-gpu.md" > $LOGS/timing.log 2>&1
+      echo "timing attacks exit $?"; sed -n 1,12p "$OUT/timing-attacks-gpu.md" ;;
+    dobench)
+      timeout 300 python3 benchmarks/dobench_compare.py --out "$OUT/dobench-compare.md" > $LOGS/dobench.log 2>&1
+      echo "dobench exit $?"; grep "^|" "$OUT/dobench-compare.md" | head -14 ;;
+    escape)
+      timeout 240 python3 tests/escape/run.py --device cuda --out "$OUT/sandbox-gpu.md" > $LOGS/escape.log 2>&1
+      echo "escape exit $?"; sed -n 1,8p "$OUT/sandbox-gpu.md" ;;
+    tpdetails)
+      timeout 200 python3 tests/thirdparty/build.py --device cuda --details --only ${TP_ONLY:-unsloth_rms_norm fla_sigmoid} \
+        > $LOGS/tpdetails.log 2>&1; echo "tpdetails exit $?"; grep -E "False|❌" $LOGS/tpdetails.log | head ;;
+    attacks)  # outside attackers' files, if carried
+      if [ -d .attacks/timing ] && ls .attacks/timing/*.py >/dev/null 2>&1; then
+        timeout 240 python3 tests/time_runner.py benchmarks/problems/vector_add.py .attacks/timing/*.py --device cuda \
+          --no-policy --sizes N=16777216 > $LOGS/attacks-timing.json 2>&1; echo "timing attackers exit $?"
+      fi
+      for f in .attacks/escape/*.py; do [ -f "$f" ] || continue
+        timeout 90 python3 tests/attack_runner.py "$f" tests/corpus/problems/elementwise_add.py --no-policy --device cuda \
+          > "$LOGS/attacks-escape-$(basename $f .py).json" 2>&1
+      done; echo "attacks done" ;;
     *) echo "unknown step $1"; return 2 ;;
   esac
+}
+
+branch() {  # steps joined with , in order; step@N on GPU N
+  IFS=, read -r -a chain <<< "$1"
+  for item in "${chain[@]}"; do
+    name=${item%@*}
+    if [ "$name" != "$item" ]; then (export CUDA_VISIBLE_DEVICES=${item#*@}; step "$name") || return 1
+    else step "$name" || return 1; fi
+  done
 }
 
 for group in "$@"; do
   IFS=+ read -r -a together <<< "$group"
   if [ ${#together[@]} -eq 1 ]; then
-    step "$group" || break
+    if [[ $group == probe* ]]; then step probe; else branch "$group" || break; fi
   else
-    for s in "${together[@]}"; do step "$s" > $LOGS/step-$s.out 2>&1 & done
+    for b in "${together[@]}"; do branch "$b" > "$LOGS/branch-${b//[^a-z0-9]/_}.out" 2>&1 & done
     wait
-    for s in "${together[@]}"; do cat $LOGS/step-$s.out; done
+    for b in "${together[@]}"; do cat "$LOGS/branch-${b//[^a-z0-9]/_}.out"; done
   fi
 done
 tar -czf "$OUT/logs.tgz" -C $LOGS . 2>/dev/null
