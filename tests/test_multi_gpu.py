@@ -16,6 +16,8 @@ from kernelagent.sandbox.slots import GpuSlots, GpuUnavailable, gpu_facts, restr
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
 
+# Stands for a device that is gone: the reference cannot start where CUDA_VISIBLE_DEVICES names GPU "1".
+GONE_ON_GPU_1 = "import os\nif os.environ.get('CUDA_VISIBLE_DEVICES') == '1':\n    raise RuntimeError('device gone')\n"
 HONEST_ADD = ROOT / "tests" / "corpus" / "honest" / "elementwise_add__block1024.py"
 
 
@@ -107,8 +109,7 @@ def test_a_candidate_whose_gpu_fails_is_judged_on_another_and_the_verdict_names_
     judged on "0" instead, and after the second failure "1" takes no more runs."""
     from kernelagent.verify import verifier
 
-    prelude = "import os\nif os.environ.get('CUDA_VISIBLE_DEVICES') == '1':\n    raise RuntimeError('device gone')\n"
-    harness = cpu_harness(tmp_path, prelude=prelude)
+    harness = cpu_harness(tmp_path, prelude=GONE_ON_GPU_1)
     harness = {**harness, "device": "cuda"}  # candidates take slots; the judge itself runs on the CPU
     code = HONEST_ADD.read_text()
     release = threading.Event()
@@ -195,3 +196,30 @@ def test_ray_places_verifications_on_its_gpus_and_never_beside_a_timing_lease(ra
         assert verdict["failure_class"] == "runtime_error" and verdict["details"]["import_s"] is not None
     assert (tmp_path / "c0" / "candidate.py").read_text() == code  # the work folder came back
     assert [(p.device, p.exclusive) for p in leases.history()] == [(timed_on, True)]
+
+
+def test_a_timing_whose_gpu_fails_fails_only_its_candidates(two_fake_gpus, tmp_path):
+    from kernelagent.bench import timing
+    from kernelagent.verify import verifier
+
+    harness = {**cpu_harness(tmp_path, prelude=GONE_ON_GPU_1), "device": "cuda"}
+    release = threading.Event()
+    got: list[str] = []
+
+    def hold() -> None:
+        with two_fake_gpus.acquire() as device:
+            got.append(device)
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()  # a verification on "0": the timing takes "1", whose judge cannot start
+    try:
+        while not got:
+            threading.Event().wait(0.01)
+        results = timing.time_candidates([HONEST_ADD.read_text()] * 2, harness, tmp_path / "timing", timeout_s=60)
+    finally:
+        release.set()
+        holder.join(10)
+    assert [r["error"].split(" (")[0] for r in results] == ["not timed: GPU 1 failed"] * 2, results
+    assert two_fake_gpus.device_failed("1", "again")  # the timing's failure counted: a second one retires "1"
+    verifier.release(harness)

@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from kernelagent.errors import ReferenceError_
 from kernelagent.runs.store import write_json
 from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env, write_into_candidate_folder
-from kernelagent.sandbox.slots import gpu_facts
+from kernelagent.sandbox.slots import device_failed, gpu_facts
 from kernelagent.verify.verifier import child_env, confines_filesystem, judge_of, sandbox_runner, static_checks
 
 SKIPPED = {"skipped": "timing needs a CUDA GPU; interpreter times are not speed"}
@@ -236,7 +237,14 @@ def _run_child(workdir: Path, config: dict, options: dict, harness: dict, timeou
             **options,
             "ceilings": _ceilings(options.get("ceilings"), harness, gpu),
         }
-        outcome, run = judge_of(harness, gpu, timeout_s).session(session, run_child)
+        try:
+            judge = judge_of(harness, gpu, timeout_s)
+        except ReferenceError_ as err:  # prepared once already: this GPU failed (gone, full), not the reference
+            if gpu is None:
+                raise
+            device_failed(gpu, str(err)[:300])  # twice in a row: the GPU takes no more runs
+            return {}, f"not timed: GPU {gpu} failed ({str(err).splitlines()[0][:200]})"
+        outcome, run = judge.session(session, run_child)
     write_into_candidate_folder(
         workdir / "sandbox.log", f"exit={run.returncode} signal={run.signal_name}\n{run.stdout}\n{run.stderr}"
     )

@@ -262,14 +262,15 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
 
             try:
                 outcome, result = judge.session(options, run)
-                if outcome.get("judge_error") and not attempt:  # e.g. out of GPU memory beside other judges
+                if outcome.get("judge_error") and attempt < 2:  # e.g. out of GPU memory beside other judges
                     raise JudgeError(outcome["judge_error"])
                 device_worked(gpu)
                 break
-            except JudgeError:
+            except JudgeError as err:
                 forget(judge)
-                if attempt:
+                if attempt == 2:
                     raise
+                device_failed(gpu, str(err)[:300])  # the next attempt prefers another GPU
     reduce_to_evidence(workdir, code)
     write_into_candidate_folder(
         workdir / "sandbox.log",
