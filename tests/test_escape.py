@@ -4,17 +4,17 @@ checked from outside (files, processes, signals) to be absent after its run."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "escape"))
+from kernelagent.sandbox.reaper import landlock_abi
 
-import run as escape  # noqa: E402
-
-from kernelagent.sandbox.reaper import landlock_abi  # noqa: E402
+_spec = importlib.util.spec_from_file_location("escape_run", Path(__file__).resolve().parent / "escape" / "run.py")
+escape = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(escape)
 
 ATTACKS = sorted(path.stem for path in escape.ATTACKS.glob("*.py"))
 

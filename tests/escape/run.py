@@ -260,7 +260,7 @@ def check_floods(found, verdict, workdir, setting, log):
 
 def check_disk_fill(found, verdict, workdir, setting, log):
     size = sum(p.stat().st_blocks * 512 for p in workdir.rglob("*") if p.is_file())
-    killed = bool(verdict["details"].get("disk_exceeded"))
+    killed = bool(verdict["details"].get("disk_exceeded")) and verdict["failure_class"] == "resource_limit"
     peak_mib = (verdict["details"].get("folder_peak_bytes") or 0) / 1024**2
     return killed and size < 1024**2, (
         f"killed once the folder passed its quota (peak {peak_mib:.0f} MiB); folder reduced to {size // 1024} KiB after"
