@@ -298,3 +298,31 @@ def test_chromium_screenshot_is_not_blank(chromium: str, timed_run_dir: Path, tm
     assert shot.stat().st_size > 10_000
     height, width = matplotlib.image.imread(shot).shape[:2]
     assert (width, height) == (1200, 2000)
+
+
+def test_small_kernels_are_told_honestly(tmp_path: Path) -> None:
+    """Timings as select writes them (intervals, the CUDA-graph and back-to-back figures): the report shows the
+    interval, the CUDA-graph column and launch overhead beside the kernel time, says which column speedups use, and
+    notes that launch overhead dominates under 20 us."""
+    from kernelagent.bench.stats import with_interval
+    from kernelagent.nodes.select import report_timings
+
+    rounds = [0.0121, 0.0118, 0.0125, 0.0119, 0.0122, 0.0120, 0.0123]
+    small = with_interval({"label": "seed1/round1", "path": "k.py", "ms": 0.0121, "rounds_ms": rounds,
+                           "cudagraph_ms": 0.0046, "no_flush_ms": 0.0101, "speedup_vs_eager": 3.4})
+    large = with_interval({"label": "seed0/round2", "path": "j.py", "ms": 0.4})  # an old-style result: no samples
+    timing = {"reference": {"eager_ms": 0.0412, "compile_ms": 0.0305}, "candidates": [large, small],
+              "incumbent": "seed1/round1", "finals": {"candidates": [small], "winner": "seed1/round1",
+                                                      "rule": "the earliest finalist the lowest median does not clear"}}
+    timings = report_timings(timing, [])
+    assert timings["best"]["label"] == "seed1/round1" and timings["best"]["launch_overhead_ms"] == 0.0055
+    assert "note" in timings["best"] and "note" not in timings["candidates"][0]
+    md_path, html_path = write_reports(make_run(tmp_path, timings=timings))
+    md, html = md_path.read_text(), html_path.read_text()
+    row = "| seed1/round1 | 0.0121 ms | 0.0118–0.0125 ms (98%) | 0.0046 ms | 0.0055 ms | 3.40× | — | — |"
+    assert row in md
+    assert "| seed0/round2 | 0.4 ms | no interval | — | — |" in md
+    assert "12.1 us a call: launch overhead dominates" in md and "launch-note" in html
+    assert "Speedups use ms: the median of timed calls" in md and 'id="speedups-use"' in html
+    assert 'id="finals-table"' in html and "Finalists, re-timed together" in md
+    assert "(median; interval 0.0118–0.0125 ms (98%)); 12.1 us a call" in summarise(md_path.parent)

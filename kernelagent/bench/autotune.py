@@ -478,6 +478,7 @@ def autotune(
     timeout_s: float = 900,
     min_gain: float = 0.01,
     confirm_rounds: int = ROUNDS,
+    timing_options: dict | None = None,
 ) -> dict:
     """Sweep the code's launch parameters; `verify(code)` returns a verdict dict (or bool) for a variant.
 
@@ -486,6 +487,7 @@ def autotune(
     is then timed together with the seed in one interleaved call (confirm_rounds rounds) and replaces the seed only
     when its interval clears the seed's by min_gain (stats.clears); "confirm" holds both results and the decision.
     A variant whose code is the seed's or an earlier variant's (stats.normalised) is never timed.
+    timing_options go to every time_candidates call (the run's tf32, rtol, atol, ceilings).
     """
     from kernelagent.bench.timing import time_candidates
 
@@ -512,6 +514,7 @@ def autotune(
             labels=[label(a) for a in todo],
             abort_ms=SLOW_FACTOR * seed_ms if seed_ms else None,
             abort_factor=SLOW_FACTOR,
+            **(timing_options or {}),
         )
         if results and "skipped" in results[0]:
             return {"skipped": results[0]["skipped"]}
@@ -525,7 +528,8 @@ def autotune(
     found = _choose(code, params, trials, assignments, verify, top_k, min_gain)
     if found["improved"]:
         left = max(60.0, deadline - time.monotonic())
-        found = _confirm(code, found, harness, Path(workdir) / "confirm", min_gain, confirm_rounds, left)
+        found = _confirm(code, found, harness, Path(workdir) / "confirm", min_gain, confirm_rounds, left,
+                         timing_options or {})
     return found
 
 
@@ -539,10 +543,10 @@ def _new_form(variant: str, forms: set[str]) -> bool:
 
 
 def _confirm(seed_code: str, found: dict, harness: dict, workdir: Path, min_gain: float, rounds: int,
-             timeout_s: float) -> dict:
+             timeout_s: float, timing_options: dict) -> dict:
     """Seed and winner timed together, interleaved; the winner stays only if its interval clears the seed's."""
     seed, winner = time_together([seed_code, found["code"]], harness, workdir, labels=["seed", found["label"]],
-                                 rounds=rounds, timeout_s=timeout_s)
+                                 rounds=rounds, timeout_s=timeout_s, **timing_options)
     if "ms" not in seed or "ms" not in winner:
         decision = {"clears": False, "how": "none",
                     "why": f"not timed: {seed.get('error') or winner.get('error')}"}

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 
 from kernelagent.bench.autotune import autotune as sweep
 from kernelagent.graph.state import RunState
-from kernelagent.nodes.benchmark import cached, incumbent, positioned
+from kernelagent.nodes.benchmark import cached, checks, incumbent, positioned
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.runs.store import write_json
 from kernelagent.verify.front_door import Judging
@@ -28,7 +28,8 @@ def autotune(state: RunState, runtime: Runtime) -> dict:
 
     def run_sweep() -> dict:
         code = open(best["path"]).read()
-        found = sweep(code, harness, workdir, verify=Judging.of(ctx).verifier(harness, workdir / "verify"))
+        found = sweep(code, harness, workdir, verify=Judging.of(ctx).verifier(harness, workdir / "verify"),
+                      timing_options=checks(ctx) | {"ceilings": timing["ceilings"]})
         if found.get("improved"):
             path = store.write_text("tuned/autotuned.py", found["code"])
             found["path"] = str(path)

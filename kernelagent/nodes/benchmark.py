@@ -15,7 +15,7 @@ from kernelagent.bench.roofline import ceilings, roofline
 from kernelagent.bench.stats import clears, pick, time_together
 from kernelagent.bench.timing import speedups, time_reference
 from kernelagent.graph.state import RunState
-from kernelagent.nodes.common import store_of
+from kernelagent.nodes.common import run_context, store_of
 from kernelagent.runs.store import read_json, write_json
 
 SKIPPED_ON_CPU = "timing needs a CUDA GPU; interpreter times are not speed"
@@ -30,8 +30,10 @@ def benchmark(state: RunState, runtime: Runtime) -> dict:
         return {"timing": {"skipped": "no verified candidate to time"}}
     store = store_of(state)
     harness = state["harness"]
+    options = checks(run_context(runtime))
     reference = cached(
-        store.path("timing", "reference.json"), lambda: time_reference(harness, store.path("timing", "reference"))
+        store.path("timing", "reference.json"),
+        lambda: time_reference(harness, store.path("timing", "reference"), tf32=options["tf32"]),
     )
     if "eager_ms" not in reference:
         return {"timing": {"skipped": f"the reference could not be timed: {reference.get('error', 'unknown error')}"}}
@@ -39,29 +41,30 @@ def benchmark(state: RunState, runtime: Runtime) -> dict:
     seeds = [
         (f"seed{r['seed']}/round{r['rounds'] - 1}", r["candidate_path"]) for r in sorted(passing, key=lambda r: r["seed"])
     ]
-    candidates = measure_all(store, seeds, harness, reference, limits)
+    candidates = measure_all(store, seeds, harness, reference, limits, **options)
     chosen = pick(candidates)
     timing = {"reference": reference, "ceilings": limits, "candidates": candidates}
     return {"timing": timing | ({"incumbent": candidates[chosen]["label"]} if chosen is not None else {})}
 
 
-def measure(store, label: str, code_path: str, harness: dict, reference: dict, limits: dict) -> dict:  # noqa: ANN001
-    """One candidate's median time, speedups and roofline position; stored so a resumed run does not re-time."""
-    return measure_all(store, [(label, code_path)], harness, reference, limits)[0]
+def checks(ctx) -> dict:  # noqa: ANN001 - a RunContext
+    """What every timed call is checked with, as in verification: the run's TF32 setting and tolerances."""
+    return {"tf32": ctx.allow_tf32, "rtol": ctx.rtol, "atol": ctx.atol}
 
 
 def measure_all(store, items: list[tuple[str, str]], harness: dict, reference: dict, limits: dict,  # noqa: ANN001
                 **options: object) -> list[dict]:
-    """measure() for several (label, path) pairs, timed together in one child, interleaved over several rounds:
+    """Median time, interval, speedups and roofline position of several (label, path) pairs, timed together in one child, interleaved over several rounds:
     one CUDA context and one set of imports for all of them, and times that compare within a process (separate
-    processes have differed by 14%). Each result carries its "interval" (bench/stats.py)."""
+    processes have differed by 14%). Each result carries its "interval" (bench/stats.py). Stored per label, so a
+    resumed run reads them and never re-times. options: time_candidates' (tf32, rtol, atol, crosscheck)."""
     paths = {label: store.path("timing", f"{_slug(label)}.json") for label, _ in items}
     results = {label: read_json(paths[label]) for label, _ in items}
     todo = [(label, path) for label, path in items if results[label] is None]
     if todo:
         folder = store.path("timing", "batch_" + "_".join(_slug(label) for label, _ in todo)[:80])
         timed = time_together([Path(path).read_text() for _, path in todo], harness, folder,
-                              labels=[label for label, _ in todo], **options)
+                              labels=[label for label, _ in todo], ceilings=limits, **options)
         for (label, path), one in zip(todo, timed, strict=True):
             results[label] = positioned(one, label, path, reference, limits)
             write_json(paths[label], results[label])
@@ -102,12 +105,12 @@ def incumbent(timing: dict) -> dict | None:
 
 
 def challenge(store, label: str, code_path: str, holder: dict, harness: dict, reference: dict, limits: dict,  # noqa: ANN001
-              margin: float) -> tuple[dict, dict, dict]:
+              margin: float, **options: object) -> tuple[dict, dict, dict]:
     """`code_path` timed together with the incumbent `holder` in one interleaved call: (the new kernel's result,
     the incumbent's result from the same call, stats.clears' decision). Stored, so a resumed run does not re-time."""
     slug = _slug(label)
     items = [(f"{holder['label']} (vs {label})", holder["path"]), (label, code_path)]
-    old, new = measure_all(store, items, harness, reference, limits)
+    old, new = measure_all(store, items, harness, reference, limits, **options)
     if "ms" not in old or "ms" not in new:
         return new, old, {"clears": False, "how": "none", "why": f"not timed: {new.get('error') or old.get('error')}"}
     decision = cached(store.path("timing", f"{slug}.decision.json"), lambda: clears(new, old, margin=margin))

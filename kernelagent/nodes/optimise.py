@@ -14,7 +14,7 @@ from kernelagent.bench.stats import same_as_any
 from kernelagent.graph.state import RunState
 from kernelagent.llm.extract import NoCodeInReply, extract_code
 from kernelagent.llm.recorded import ask_recorded
-from kernelagent.nodes.benchmark import cached, challenge, incumbent
+from kernelagent.nodes.benchmark import cached, challenge, checks, incumbent
 from kernelagent.nodes.common import llm_meta, prompt_variables, run_context, store_of
 from kernelagent.prompting import render
 from kernelagent.verify.front_door import Judging
@@ -60,7 +60,7 @@ def optimise(state: RunState, runtime: Runtime) -> dict:
         return _record(history, entry | {"accepted": False, "outcome": f"rejected: {verdict['failure_class']}: "
                                                                        f"{verdict['reason'][:160]}"}, timing)
     timed, holder, decision = challenge(store, task, str(path), best, state["harness"], timing["reference"],
-                                        timing["ceilings"], MIN_GAIN)
+                                        timing["ceilings"], MIN_GAIN, **checks(ctx))
     if "ms" not in timed:
         return _record(history, entry | {"accepted": False, "outcome": f"timing failed: {timed.get('error')}"}, timing)
     kept = decision["clears"]

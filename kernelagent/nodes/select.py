@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from kernelagent.bench.stats import normalised, pick
 from kernelagent.graph.state import RunState
-from kernelagent.nodes.benchmark import incumbent, measure_all
+from kernelagent.nodes.benchmark import checks, incumbent, measure_all
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.report import write_reports
 from kernelagent.runs.store import write_json
@@ -30,7 +30,7 @@ def select(state: RunState, runtime: Runtime) -> dict:
     winner = min(passing, key=ranking_key) if passing else None
     timing = state.get("timing") or {"skipped": "not benchmarked"}
     if "skipped" not in timing:
-        timing = {**timing, "finals": final_timing(store, timing, state["harness"])}
+        timing = {**timing, "finals": final_timing(store, timing, state["harness"], checks(ctx))}
     fastest_timed = chosen_kernel(timing)
     kernel_source = fastest_timed["path"] if fastest_timed else (winner or {}).get("candidate_path")
     if kernel_source:
@@ -63,14 +63,15 @@ def select(state: RunState, runtime: Runtime) -> dict:
 FINALISTS = 4  # kernels re-timed together at the end: the incumbent and the lowest medians, earliest first
 
 
-def final_timing(store, timing: dict, harness: dict) -> dict:  # noqa: ANN001
+def final_timing(store, timing: dict, harness: dict, options: dict) -> dict:  # noqa: ANN001
     """The finalists re-timed together (interleaved rounds, with the CUDA-graph and back-to-back figures), and the
     winner by stats.pick. Stored per label, so a resumed run does not re-time."""
     finalists = _finalists(timing)
     if not finalists:
         return {"candidates": [], "winner": None}
     items = [(f"final:{c['label']}", c["path"]) for c in finalists]
-    timed = measure_all(store, items, harness, timing["reference"], timing["ceilings"], crosscheck=True)
+    timed = measure_all(store, items, harness, timing["reference"], timing["ceilings"], crosscheck=True,
+                        **options)
     chosen = pick(timed)
     for final, origin in zip(timed, finalists, strict=True):
         final["label"] = origin["label"]
