@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 
 from kernelagent.bench.autotune import autotune as sweep
 from kernelagent.graph.state import RunState
-from kernelagent.nodes.benchmark import cached, checks, incumbent, positioned
+from kernelagent.nodes.benchmark import cached, checks, incumbent, positioned, slim
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.runs.store import write_json
 from kernelagent.verify.front_door import Judging
@@ -48,6 +48,6 @@ def autotune(state: RunState, runtime: Runtime) -> dict:
         # The figure kept is the one from the call that timed it together with the incumbent, never the sweep's.
         tuned = positioned(confirm["winner"], label, found["path"], timing["reference"], timing["ceilings"])
         write_json(store.path("timing", f"{label.replace('/', '_')}.json"), tuned)
-        candidates.append(tuned)
+        candidates.append(slim(tuned))
         update["incumbent"] = label
     return {"timing": {**timing, **update}}

@@ -68,7 +68,13 @@ def measure_all(store, items: list[tuple[str, str]], harness: dict, reference: d
         for (label, path), one in zip(todo, timed, strict=True):
             results[label] = positioned(one, label, path, reference, limits)
             write_json(paths[label], results[label])
-    return [results[label] for label, _ in items]
+    return [slim(results[label]) for label, _ in items]
+
+
+def slim(result: dict) -> dict:
+    """A timing result as the state keeps it: every per-call time stays in its file in the run folder, the
+    per-round medians and the interval stay in the checkpoint."""
+    return {k: v for k, v in result.items() if k != "samples_ms"}
 
 
 def _slug(label: str) -> str:
