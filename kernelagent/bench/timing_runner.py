@@ -39,9 +39,9 @@ def main(workdir: str) -> int:
     clock = HostClock() if config.get("clock") == "host" else CudaClock()
     channel = Channel()
     keep: list = []  # shared mappings must outlive every tensor that views them
-    init, fds = channel.next()
+    init, fds = _next_with_fds(channel)
     state = {d["name"]: wire.map_tensor(d, fds, keep) for d in init["state"]}
-    lent, fds = channel.next()
+    lent, fds = _next_with_fds(channel)
     slots = [Slot(entry, fds, keep) for entry in lent["slots"]]
     init = {"init_inputs": wire.unpack_object(init["init_inputs"]), "state_dict": state, "seed": init["config"]["seed"]}
     if not clock.available():
@@ -93,6 +93,16 @@ def main(workdir: str) -> int:
             channel.report({"event": "crosscheck_done", **_cudagraph(models[message["name"]], slots[0], config)})
         else:  # "finish" or "restart": the judge has what it needs
             return 0
+
+
+def _next_with_fds(channel) -> tuple[dict, list[int]]:  # noqa: ANN001
+    """The judge's next message with every descriptor sent for it (more than 64 come ahead in "fds" messages)."""
+    fds: list[int] = []
+    while True:
+        message, more = channel.next()
+        fds += more
+        if message.get("event") != "fds":
+            return message, fds
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -178,7 +188,8 @@ class CudaClock:
     ) -> tuple[list[float], list[float]]:
         """Times each call with events. Flushed calls: the end mark is waited for, then a device-wide synchronise
         is timed (work left running shows there), then the outputs are copied out. Back to back (no flush): the
-        copies are queued between one call's end mark and the next call's start, outside every event pair."""
+        copies are queued between one call's end mark and the next call's start, outside every event pair, and the
+        synchronise is timed once, after the last call's end mark and before its copy."""
         starts = [self._event(enable_timing=True) for _ in calls]
         ends = [self._event(enable_timing=True) for _ in calls]
         after = []
@@ -188,12 +199,10 @@ class CudaClock:
             self._record(starts[k])
             out = call()
             self._record(ends[k])
-            if flush:
+            if flush or k == len(calls) - 1:  # back to back: once, before the last copy is queued
                 after.append(self._after(ends[k]))
             if stores:
                 stores[k](out)
-        if not flush:
-            after.append(self._after(ends[-1]))
         self._sync()
         return [self._elapsed(s, e) for s, e in zip(starts, ends, strict=True)], after
 
