@@ -171,6 +171,12 @@ class Session:
         return done
 
     def _send_with_fds(self, message: dict, fds: list[int]) -> None:
+        if self.reference.device == "cuda":
+            # Everything we wrote into lent memory lands before the candidate may touch it. An IPC handle's event
+            # covers only work queued before the handle was made (the NaN fill of an output buffer comes after),
+            # and a mapping the candidate still holds from an earlier draw waits on no event at all: on a busy GPU
+            # our fill landed after the candidate's outputs and an honest kernel read as all NaN.
+            torch.cuda.synchronize()
         try:
             for start in range(0, max(1, len(fds)), wire.MAX_FDS_PER_MESSAGE):
                 chunk = fds[start : start + wire.MAX_FDS_PER_MESSAGE]
