@@ -123,3 +123,11 @@ def test_identity_ignores_comments_docstrings_and_layout():
     broken = "def f(x:\n    pass  # comment\n"
     assert normalised(broken) == normalised("def f(x:\n\n    pass\n")  # unparsable: its token stream
     assert normalised(broken) != normalised("def f(y:\n    pass\n")
+
+
+def test_rounds_from_different_calls_are_never_paired():
+    rounds = [1.0, 1.1, 0.9, 1.2, 0.8, 1.05, 0.95]
+    ours = {"ms": 0.9, "rounds_ms": [r * 0.9 for r in rounds], "batch": "timing/a"}
+    theirs = {"ms": 1.0, "rounds_ms": rounds, "batch": "timing/b"}
+    assert clears(ours, theirs)["how"] == "intervals" and not clears(ours, theirs)["clears"]
+    assert clears(ours, {**theirs, "batch": "timing/a"})["how"] == "paired"

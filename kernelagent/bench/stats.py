@@ -90,13 +90,14 @@ def with_interval(result: dict) -> dict:
 def clears(candidate: dict, incumbent: dict, *, margin: float = 0.0, level: float = LEVEL) -> dict:
     """Is `candidate` faster than `incumbent` beyond doubt? {"clears": bool, "how": ..., "why": one line}.
 
-    Paired when both come from one interleaved call (equal-length "rounds_ms"): the interval of the median of the
+    Paired when both come from one interleaved call (the same "batch", equal-length "rounds_ms"): the interval of the median of the
     per-round ratios candidate/incumbent must lie entirely below 1 - margin. Round i timed both kernels close
     together, so drift common to both cancels in the ratio. Otherwise the candidate's whole interval must lie below
     the incumbent's low end times (1 - margin). Without intervals nothing clears: a lower median alone is noise.
     """
     a, b = candidate.get("rounds_ms") or [], incumbent.get("rounds_ms") or []
-    if len(a) == len(b) and len(a) >= MIN_POINTS and all(x > 0 for x in b):
+    one_call = candidate.get("batch") == incumbent.get("batch")  # time_together marks each call's results
+    if one_call and len(a) == len(b) and len(a) >= MIN_POINTS and all(x > 0 for x in b):
         ratio = median_interval([x / y for x, y in zip(a, b, strict=True)], level)
         bar = 1.0 - margin
         ok = ratio["high"] < bar
@@ -189,4 +190,5 @@ def time_together(codes: list[str], harness: dict, workdir: Path, *, labels: lis
 
     if "rounds" in inspect.signature(time_candidates).parameters:
         options["rounds"] = rounds
-    return [with_interval(r) for r in time_candidates(codes, harness, workdir, labels=labels, **options)]
+    results = time_candidates(codes, harness, workdir, labels=labels, **options)
+    return [{**with_interval(r), "batch": str(workdir)} for r in results]
