@@ -25,6 +25,7 @@ from kernelagent.errors import (
     UsageError,
     environment_fault,
 )
+from kernelagent.executors import get_executor
 from kernelagent.graph.context import RunContext
 from kernelagent.llm.client import endpoint, preflight
 from kernelagent.progress import Progress, choose_mode
@@ -285,6 +286,8 @@ def run(
         ctx = settings.resolve(given | _run_options(sizes=_parse_sizes(size) or None)).context()
         preflight(ctx.llm_settings())  # no API key or provider package: say so before any work
         restrict_gpus(ctx.gpu_count)  # before anything takes a GPU slot or starts Ray
+        if ctx.executor == "ray":
+            get_executor(ctx)  # Ray places every GPU run from the first (the reference's) on
         progress.header(
             f"kernelagent: {spec} with {ctx.model} at {endpoint(ctx.llm_settings())}, "
             f"{ctx.num_seeds} seeds x {ctx.rounds_per_seed} rounds, device {ctx.device}",

@@ -56,7 +56,7 @@ def main() -> int:
     suite = assemble_suite(work / "suite")
     env = base_env(work)
     configs = plan(args, len(gpus))
-    results = []
+    results = json.loads(Path(args.merge).read_text())["runs"] if args.merge else []
     deadline = time.monotonic() + args.budget
     with ScriptedLLMServer(load_script(OURS / "script.json")) as server:
         env |= {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "scripted", "KERNELAGENT_MODEL": "scripted-model"}
@@ -90,6 +90,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", default="1,many,ray", help="Which runs, in order: 1, many, ray (default all).")
     parser.add_argument("--warm", action="store_true", help="One shared compile cache, filled by an unmeasured pass.")
     parser.add_argument("--budget", type=float, default=400, help="Seconds for all runs; later ones are skipped.")
+    parser.add_argument("--merge", default=None, help="An earlier call's .json: its runs join this report (to split "
+                        "the runs over several calls, e.g. --runs 1, then --runs many,ray --merge first.json).")
     parser.add_argument("--work", default=None, help="Folder for the runs (default: a temporary one, removed).")
     parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
     return parser.parse_args()

@@ -19,6 +19,7 @@ from kernelagent import app
 from kernelagent.budget import BudgetExceeded
 from kernelagent.checkpoints import stored_context
 from kernelagent.errors import KernelAgentError, RunNotFound, UsageError
+from kernelagent.executors import get_executor
 from kernelagent.graph.context import RunContext
 from kernelagent.runs.lock import driving
 from kernelagent.runs.store import RunStore, new_run_id, read_json, read_trusted_json, write_json
@@ -103,6 +104,8 @@ def run_suite(suite: Suite, parallel: int, overrides: dict | None = None, on_eve
     with driving(suite.root, f"suite {suite.suite_id}"):
         ctx = suite.context(overrides)
         restrict_gpus(ctx.gpu_count)  # one set of GPUs for every problem, chosen before any takes a slot
+        if ctx.executor == "ray":
+            get_executor(ctx)  # joined or started now: from the first problem on, Ray places every GPU run
         return _run_all(suite, parallel, ctx, on_event)
 
 
