@@ -82,7 +82,12 @@ class RayGpuLeases:
         share = 1 if exclusive else 1 / self.per_gpu
         task = self._hold.options(num_cpus=0, num_gpus=share, scheduling_strategy=self._where).remote(self._gate, key)
         try:
-            gpu = self._ray.get(self._gate.granted.remote(key))
+            granted = self._gate.granted.remote(key)
+            ready, _ = self._ray.wait([granted, task], num_returns=1)
+            if granted not in ready:  # the lease task ended first: it failed (its error is raised here)
+                self._ray.get(task)
+                raise RuntimeError("the GPU lease task ended without holding a GPU")
+            gpu = self._ray.get(granted)
         except BaseException:
             self._gate.release.remote(key)  # a lease that starts later returns at once
             raise
