@@ -49,7 +49,15 @@ def send(sock: socket.socket, message: dict, fds: list[int] | tuple[int, ...] = 
 
 
 def receive(sock: socket.socket, *, limit: int, deadline: float | None = None) -> tuple[dict, list[int]]:
-    """One message and the descriptors that came with it. Raises WireError on EOF, oversize, bad JSON or a deadline."""
+    """One message and the descriptors that came with it. Raises WireError on EOF, oversize, bad JSON, a deadline or
+    a connection the other end broke (a candidate that resets its socket with our next frame unread fails itself)."""
+    try:
+        return _receive(sock, limit, deadline)
+    except OSError as err:
+        raise WireError(f"the other end broke the connection: {err}") from err
+
+
+def _receive(sock: socket.socket, limit: int, deadline: float | None) -> tuple[dict, list[int]]:
     header, fds = _receive_header(sock, deadline)
     (size,) = _HEADER.unpack(header)
     if size > limit:
@@ -61,7 +69,7 @@ def receive(sock: socket.socket, *, limit: int, deadline: float | None = None) -
     except (ValueError, UnicodeDecodeError) as err:
         _close_all(fds)
         raise WireError(f"malformed message: {err}") from err
-    except WireError:
+    except (WireError, OSError):
         _close_all(fds)
         raise
     if not isinstance(message, dict):
@@ -82,7 +90,7 @@ def _receive_header(sock: socket.socket, deadline: float | None) -> tuple[bytes,
     if len(data) < _HEADER.size:
         try:
             data += _receive_exactly(sock, _HEADER.size - len(data), deadline)
-        except WireError:
+        except (WireError, OSError):
             _close_all(fds)
             raise
     return data, list(fds)
