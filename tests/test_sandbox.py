@@ -398,3 +398,19 @@ def test_overhead_per_call_is_small(tmp_path):
     per_call = (time.perf_counter() - started) / 5
     print(f"sandbox overhead per call: {per_call * 1000:.1f} ms")
     assert per_call < 0.25
+
+
+def test_a_gpu_run_keeps_our_uid_and_an_interpreter_run_gets_its_own(tmp_path):
+    # GPU runs share the judge's uid (CUDA IPC fails between uids); SandboxLimits decides from the run's env.
+    code = "import os; print(os.getuid())"
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "cpu").mkdir()
+    gpu = run_sandboxed([PY, "-c", code], cwd=tmp_path / "gpu", env=scrubbed_env({"CUDA_VISIBLE_DEVICES": "0"}))
+    assert gpu.stdout.strip() == str(os.getuid()) and "GPU run keeps the judge's uid" in gpu.confinement["uid_note"]
+    cpu_env = scrubbed_env({"CUDA_VISIBLE_DEVICES": "0", "TRITON_INTERPRET": "1"})
+    cpu = run_sandboxed([PY, "-c", code], cwd=tmp_path / "cpu", env=cpu_env)
+    if os.geteuid() != 0:
+        assert cpu.stdout.strip() == str(os.getuid()) and "not root" in cpu.confinement["uid_note"]
+    else:
+        assert cpu.stdout.strip() == str(cpu.confinement["uid"]) != "0", cpu.tail()
+        assert (tmp_path / "cpu").stat().st_uid == 0, "the folder is handed back after the run"

@@ -82,7 +82,7 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
         # CAP_MKNOD, CAP_SYS_ADMIN (mount), CAP_KILL, CAP_SYS_PTRACE, CAP_DAC_OVERRIDE ... for itself and its children.
         _drop_capabilities()
     if uid is not None:
-        # Processes and threads of this uid: the run owns the uid alone (identity.allocate), so this counts only it.
+        # Processes and threads of this uid: the run owns the uid alone (identity.run_identity), so this counts only it.
         # Root ignores RLIMIT_NPROC, hence set here and enforced once the uid is dropped below.
         tasks = tasks_limit_for(limits)
         _set_rlimit(resource.RLIMIT_NPROC, tasks, tasks)

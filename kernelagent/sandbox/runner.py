@@ -39,6 +39,7 @@ _REAPER_BACKSTOP_S = 10.0
 # Every sandboxed process carries this variable, so a last-resort sweep can find escapees if the reaper itself died.
 _MARKER_VAR = "KERNELAGENT_SANDBOX_ID"
 
+_TRUE_WORDS = frozenset({"1", "true", "on", "yes", "y"})
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
 _ALLOWED_NAMES = frozenset(
     {
@@ -98,10 +99,13 @@ class SandboxLimits:
     confine_filesystem: bool = True
     readable_paths: tuple[str, ...] = ()
     writable_paths: tuple[str, ...] = ()
-    gpu: bool = False  # confined with what CUDA needs as well (filesystem.gpu_rules)
+    # Confined with what CUDA needs as well (filesystem.gpu_rules). None: decided per run from its env (a run that
+    # does not select Triton's interpreter and has a GPU to see is a GPU run: gpu_run).
+    gpu: bool | None = None
     # Where the agent is root: the run becomes a uid of its own (identity.run_identity; filled in per run as
     # run_as_uid), so the kernel, not our rules, keeps it from other processes, device nodes and capabilities.
-    unprivileged: bool = True
+    # None: True except for GPU runs, which must keep the judge's uid (legacy CUDA IPC fails between uids).
+    unprivileged: bool | None = None
     run_as_uid: int | None = None
     reveal: tuple = ()  # (closed folder, (needed paths below it)): identity.reveal_plan, filled in per run
     # RLIMIT_NPROC for that uid (processes and threads); None -> max(256, 4 x usable cores). Only with run_as_uid:
@@ -239,13 +243,27 @@ def prepared_run(limits: SandboxLimits, cwd: Path, child_env: dict[str, str]) ->
         yield limits, "not dropped: an unconfined run (the user's own code) keeps our uid"
         return
     own_caches(cwd, child_env)
-    limits = with_filesystem_rules(limits, cwd, child_env)
-    if not limits.unprivileged:
-        yield limits, "not dropped: SandboxLimits.unprivileged is off for this run"
+    gpu = gpu_run(child_env) if limits.gpu is None else limits.gpu
+    limits = with_filesystem_rules(replace(limits, gpu=gpu), cwd, child_env)
+    unprivileged = not gpu if limits.unprivileged is None else limits.unprivileged
+    if not unprivileged:
+        why = "a GPU run keeps the judge's uid (legacy CUDA IPC fails between uids)" if gpu else "switched off"
+        yield limits, f"not dropped: {why} (SandboxLimits.unprivileged)"
         return
     with run_identity(cwd) as (uid, note):
         reveal = reveal_plan((*limits.readable_paths, *limits.writable_paths), cwd) if uid is not None else ()
         yield replace(limits, run_as_uid=uid, reveal=reveal), note
+
+
+def is_interpret_env(env: Mapping[str, str]) -> bool:
+    """Whether an environment selects Triton's CPU interpreter (Triton reads TRITON_INTERPRET as a boolean)."""
+    return env.get("TRITON_INTERPRET", "").strip().lower() in _TRUE_WORDS
+
+
+def gpu_run(child_env: Mapping[str, str]) -> bool:
+    """A run that may use the GPU: Triton's interpreter not selected, and a GPU assigned (CUDA_VISIBLE_DEVICES) or
+    the NVIDIA driver present."""
+    return not is_interpret_env(child_env) and ("CUDA_VISIBLE_DEVICES" in child_env or os.path.exists("/dev/nvidiactl"))
 
 
 def own_caches(cwd: Path, child_env: dict[str, str]) -> None:
@@ -262,7 +280,7 @@ def with_filesystem_rules(limits: SandboxLimits, cwd: Path, child_env: Mapping[s
     """limits with this run's readable and writable paths, when it is to be confined."""
     if not limits.confine_filesystem:
         return limits
-    readable, writable = confinement_rules(cwd, child_env, gpu=limits.gpu)
+    readable, writable = confinement_rules(cwd, child_env, gpu=bool(limits.gpu))
     return replace(limits, readable_paths=readable, writable_paths=writable)
 
 

@@ -32,6 +32,7 @@ from kernelagent.sandbox.runner import (
     _environ_of,
     _read_tail,
     _result_from,
+    is_interpret_env,
     prepared_run,
     run_sandboxed,
     scrubbed_env,
@@ -67,7 +68,6 @@ _PER_RUN_VARS = (
 # length as runner's tokens), so /proc/PID/environ names the run even for processes that only fork and never exec.
 MARKER_PLACEHOLDER = "_" * 16
 MAX_MESSAGE_BYTES = 1 << 17
-_TRUE_WORDS = frozenset({"1", "true", "on", "yes", "y"})
 # A healthy server forks a run within milliseconds; one that has not after this long is hung or dead.
 _START_DEADLINE_S = 10.0
 _SHUTDOWN_GRACE_S = 6.0
@@ -199,11 +199,6 @@ class WarmPool:
                 return status, started
             server.restart(generation)  # dead or hung: its in-flight runs keep their own supervisors
         raise WarmPoolError("the fork server did not start the run, even after a restart")
-
-
-def is_interpret_env(env: Mapping[str, str]) -> bool:
-    """Whether an environment selects Triton's CPU interpreter (Triton reads TRITON_INTERPRET as a boolean)."""
-    return env.get("TRITON_INTERPRET", "").strip().lower() in _TRUE_WORDS
 
 
 def _boot_env(interpret: bool, workdir: Path) -> dict[str, str]:

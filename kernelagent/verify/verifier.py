@@ -76,15 +76,16 @@ def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | No
         rss_bytes=host_memory_bytes or host_memory_limit(),
         confine_filesystem=confines_filesystem(device),
         gpu=device == "cuda",
-        unprivileged=device != "cuda",
+        unprivileged=device != "cuda",  # also what SandboxLimits decides alone: explicit here, where the device is known
     )
 
 
 # GPU confinement: Landlock with what CUDA needs (sandbox/filesystem.gpu_rules). The one switch: if the GPU probe
 # (benchmarks/cuda_confinement_probe.py) shows a confined candidate cannot init CUDA, launch Triton or map the judge's
 # tensors, set GPU_CONFINED = False and write the probe's finding in GPU_UNCONFINED_BECAUSE (verdicts record it).
-GPU_CONFINED = True
-GPU_UNCONFINED_BECAUSE = ""
+# KERNELAGENT_GPU_CONFINED=0 turns it off for one process (to measure its latency cost against the same machine).
+GPU_CONFINED = os.environ.get("KERNELAGENT_GPU_CONFINED", "1") != "0"
+GPU_UNCONFINED_BECAUSE = "" if GPU_CONFINED else "KERNELAGENT_GPU_CONFINED=0"
 # GPU candidates keep the judge's uid: legacy CUDA IPC (how the judge lends tensors, verify/wire.py) fails between
 # different uids (measured on the H200), and the judge is started as the agent's uid (verify/judge_client.py).
 GPU_SAME_UID_BECAUSE = "legacy CUDA IPC (the judge's tensor loans) fails between uids; the judge runs as the agent"
