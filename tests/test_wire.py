@@ -27,3 +27,29 @@ def test_oversized_and_malformed_messages_are_wire_errors() -> None:
     candidate.sendall(wire._HEADER.pack(3) + b"{{{")
     with pytest.raises(wire.WireError, match="malformed"):
         wire.receive(judge, limit=1000)
+
+
+def test_deeply_nested_json_is_a_wire_error() -> None:
+    judge, candidate = socket.socketpair()
+    body = b"[" * 60000 + b"]" * 60000
+    candidate.sendall(wire._HEADER.pack(len(body)) + body)
+    with pytest.raises(wire.WireError, match="malformed"):
+        wire.receive(judge, limit=wire.MAX_CANDIDATE_MESSAGE_BYTES)
+
+
+def test_a_lent_memfd_cannot_be_shrunk_or_grown_by_the_borrower() -> None:
+    import os
+
+    import torch
+
+    lender = wire.SharedTensors()
+    buffer, descriptor, fds = lender.allocate([1024], torch.float32, "cpu")
+    buffer.fill_(1.0)
+    (fd,) = fds
+    with pytest.raises(PermissionError):
+        os.ftruncate(fd, 0)  # what a candidate did to kill the judge with SIGBUS
+    with pytest.raises(PermissionError):
+        os.ftruncate(fd, 1 << 20)
+    borrowed = wire.map_tensor(descriptor, [fd], [])
+    borrowed.fill_(2.0)  # writing stays allowed: outputs come back this way
+    assert float(buffer.sum()) == 2048.0

@@ -13,6 +13,7 @@ Tensors cross as shared memory, never as files or copies through the socket:
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import mmap
 import os
@@ -66,9 +67,9 @@ def _receive(sock: socket.socket, limit: int, deadline: float | None) -> tuple[d
     try:
         body = _receive_exactly(sock, size, deadline)
         message = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: JSON nested 60,000 deep
         _close_all(fds)
-        raise WireError(f"malformed message: {err}") from err
+        raise WireError(f"malformed message: {str(err)[:200]}") from err
     except (WireError, OSError):
         _close_all(fds)
         raise
@@ -199,8 +200,11 @@ def _memfd_tensor(shape: list[int], dtype: Any, keep: list[Any]) -> tuple[Any, i
     for dim in shape:
         numel *= int(dim)
     nbytes = max(1, numel * itemsize)
-    fd = os.memfd_create("kernelagent-tensor", os.MFD_CLOEXEC)
+    fd = os.memfd_create("kernelagent-tensor", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     os.ftruncate(fd, nbytes)
+    # Its size is fixed for good before the other side gets it: a candidate that shrank a judge-owned memfd made
+    # the judge's next touch of the mapping a SIGBUS (the judge died; no verdict).
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
     mapped = mmap.mmap(fd, nbytes)
     keep.append(mapped)
     flat = torch.frombuffer(mapped, dtype=torch.uint8, count=nbytes)
