@@ -425,7 +425,7 @@ def test_checkpoints_of_an_older_version_with_absolute_paths_load_where_the_runs
         found = saver.get_tuple(config)
     new_run_dir = str(new.resolve() / "r1")
     assert found.checkpoint["channel_values"] == {
-        "spec_path": "/elsewhere/softmax.md", "run_dir": new_run_dir,  # the spec is the user's file, not the run's
-        "harness": {"dir": f"{new_run_dir}/harness/reference", "cache_dir": f"{new.resolve()}/.triton-cache"}}
+        "spec_path": "/elsewhere/softmax.md",  # the user's file, not the run's: as it was
+        "run_dir": new_run_dir, "harness": {"dir": f"{new_run_dir}/harness/reference", "cache_dir": f"{new.resolve()}/.triton-cache"}}
     ((_, channel, send),) = found.pending_writes
-    assert send.arg == {"run_dir": new_run_dir, "candidate_path": f"{new_run_dir}/seeds/seed0/round0.py"}
+    assert channel == "__pregel_tasks" and send.arg == {"run_dir": new_run_dir, "candidate_path": f"{new_run_dir}/seeds/seed0/round0.py"}
