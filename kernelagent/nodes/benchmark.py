@@ -85,7 +85,13 @@ def positioned(timed: dict, label: str, code_path: str, reference: dict, limits:
     """A timing result with its speedups and roofline position, under our label and path."""
     if "ms" not in timed:
         return {"error": timed.get("error") or timed.get("skipped"), "label": label, "path": code_path}
-    position = roofline(timed["ms"], reference["bytes"], reference["flops"], limits, reference["dtype"])
+    traffic = (reference.get("bytes"), reference.get("flops"))
+    # The judge's count of bytes and FLOPs can be missing (a reference it could not count): no position then.
+    position = (
+        roofline(timed["ms"], traffic[0], traffic[1], limits, reference.get("dtype", "float32"))
+        if None not in traffic and "copy_gbps" in limits
+        else None
+    )
     # Our label and path win over the timing child's own names for the file it timed.
     return {**timed, **speedups(timed["ms"], reference), "roofline": position, "label": label, "path": code_path}
 
