@@ -16,6 +16,10 @@ export PYTHONUNBUFFERED=1
 LOGS=/tmp/gpu-judge-logs; mkdir -p $LOGS
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
+# Logs come back even if the call is cut short at the device time left: re-packed every 20 s while steps run.
+( while sleep 20; do tar -czf "$OUT/logs.tgz" -C $LOGS . 2>/dev/null; done ) &
+packer=$!
+
 left() { echo $(( ${KB_BUDGET_S:-560} - ($(date +%s) - started) )); }
 
 step() {
@@ -41,37 +45,41 @@ step() {
         --out "$OUT/kernelbench.md" > $LOGS/kernelbench.log 2>&1
       echo "kernelbench exit $?"; grep -c . "$OUT/kernelbench.jsonl"; sed -n 5,12p "$OUT/kernelbench.md" ;;
     probe)  # can a confined candidate use CUDA, Triton and the judge's IPC? If not, the rest of the call runs unconfined
-      timeout 180 python3 benchmarks/cuda_confinement_probe.py --out "$OUT/probe.json" > $LOGS/probe.log 2>&1
+      timeout ${PROBE_S:-180} python3 benchmarks/cuda_confinement_probe.py --out "$OUT/probe.json" > $LOGS/probe.log 2>&1
       echo "probe exit $?"; tail -15 $LOGS/probe.log
-      grep -q '"confined": *{[^}]*"ok": *true' "$OUT/probe.json" 2>/dev/null || python3 - "$OUT/probe.json" <<'PY' || export KERNELAGENT_GPU_CONFINED=0
-import json, sys
-probe = json.load(open(sys.argv[1]))
-variants = probe.get("variants", probe)
-ok = all(step.get("ok") for step in variants["confined"].values()) if isinstance(variants.get("confined"), dict) else False
-sys.exit(0 if ok else 1)
-PY
+      python3 -c "import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))['gpu_confinement_ok'] else 1)" \
+        "$OUT/probe.json" 2>/dev/null || export KERNELAGENT_GPU_CONFINED=0
       echo "KERNELAGENT_GPU_CONFINED=${KERNELAGENT_GPU_CONFINED:-1}" ;;
     timing)
-      timeout 300 python3 benchmarks/timing_attacks.py --out "$OUT/timing-attacks-gpu.md" > $LOGS/timing.log 2>&1
+      timeout ${TIMING_S:-300} python3 benchmarks/timing_attacks.py --out "$OUT/timing-attacks-gpu.md" > $LOGS/timing.log 2>&1
       echo "timing attacks exit $?"; sed -n 1,12p "$OUT/timing-attacks-gpu.md" ;;
     dobench)
-      timeout 300 python3 benchmarks/dobench_compare.py --out "$OUT/dobench-compare.md" > $LOGS/dobench.log 2>&1
+      timeout ${DOBENCH_S:-300} python3 benchmarks/dobench_compare.py --out "$OUT/dobench-compare.md" > $LOGS/dobench.log 2>&1
       echo "dobench exit $?"; grep "^|" "$OUT/dobench-compare.md" | head -14 ;;
     escape)
-      timeout 240 python3 tests/escape/run.py --device cuda --out "$OUT/sandbox-gpu.md" > $LOGS/escape.log 2>&1
+      timeout ${ESCAPE_S:-240} python3 tests/escape/run.py --device cuda --out "$OUT/sandbox-gpu.md" > $LOGS/escape.log 2>&1
       echo "escape exit $?"; sed -n 1,8p "$OUT/sandbox-gpu.md" ;;
     tpdetails)
       timeout 200 python3 tests/thirdparty/build.py --device cuda --details --only ${TP_ONLY:-unsloth_rms_norm fla_sigmoid} \
         > $LOGS/tpdetails.log 2>&1; echo "tpdetails exit $?"; grep -E "False|❌" $LOGS/tpdetails.log | head ;;
-    attacks)  # outside attackers' files, if carried
-      if [ -d .attacks/timing ] && ls .attacks/timing/*.py >/dev/null 2>&1; then
-        timeout 240 python3 tests/time_runner.py benchmarks/problems/vector_add.py .attacks/timing/*.py --device cuda \
-          --no-policy --sizes N=16777216 > $LOGS/attacks-timing.json 2>&1; echo "timing attackers exit $?"
-      fi
-      for f in .attacks/escape/*.py; do [ -f "$f" ] || continue
-        timeout 90 python3 tests/attack_runner.py "$f" tests/corpus/problems/elementwise_add.py --no-policy --device cuda \
-          > "$LOGS/attacks-escape-$(basename $f .py).json" 2>&1
-      done; echo "attacks done" ;;
+    tattacks)  # outside attackers' timing files, if carried
+      if [ -d .attacks/timing ]; then
+        a=.attacks/timing
+        timeout 200 python3 tests/time_runner.py benchmarks/problems/vector_add.py $a/honest.py $a/batch_concentrate.py \
+          $a/batch_concentrate_1launch.py $a/times_redistribute.py $a/times_redistribute_gpu.py $a/side_stream.py \
+          $a/sync_patch_side_stream.py $a/frame_t0_15.py $a/honest2.py --device cuda --no-policy --sizes N=16777216 \
+          > $LOGS/attacks-timing-add.json 2>&1; echo "timing attackers (add) exit $?"
+        timeout 150 python3 tests/time_runner.py benchmarks/problems/linear_bias_relu.py $a/honest_linear.py \
+          $a/batch_concentrate_linear.py $a/times_redistribute_linear.py --device cuda --no-policy \
+          --sizes BATCH=2048 IN_FEATURES=2048 OUT_FEATURES=2048 > $LOGS/attacks-timing-linear.json 2>&1
+        echo "timing attackers (linear) exit $?"
+      fi ;;
+    eattacks)  # outside attackers' escape files, if carried
+      ls .attacks/escape/{forge_selfreport,json_bomb,fifo_stdout,dir_stdout,disk_unlinked,sysv_shm_persist,mitm_stdin,probe3,survivor,keyring_persist}.py 2>/dev/null \
+        | xargs -P 5 -I{} sh -c 'timeout ${EATTACK_S:-120} python3 tests/attack_runner.py {} tests/corpus/problems/elementwise_add.py \
+            --no-policy --device cuda > '$LOGS'/attacks-escape-$(basename {} .py).json 2>&1'
+      ipcs -a > $LOGS/ipcs-after.txt 2>&1; ls -la /tmp /dev/shm > $LOGS/tmp-after.txt 2>&1; ps aux > $LOGS/ps-after.txt
+      echo "attacks done" ;;
     *) echo "unknown step $1"; return 2 ;;
   esac
 }
@@ -95,5 +103,6 @@ for group in "$@"; do
     for b in "${together[@]}"; do cat "$LOGS/branch-${b//[^a-z0-9]/_}.out"; done
   fi
 done
+kill $packer 2>/dev/null
 tar -czf "$OUT/logs.tgz" -C $LOGS . 2>/dev/null
 echo "call took $(( $(date +%s) - started )) s"
