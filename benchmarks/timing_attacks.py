@@ -19,12 +19,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "corpus" / "timing_attacks"))
-
-from run import MANIFEST, run_corpus  # noqa: E402
 
 from kernelagent.bench import timing  # noqa: E402
+from kernelagent.verify.loading import load_module  # noqa: E402
 from kernelagent.verify.verifier import prepare_reference, release  # noqa: E402
+
+_runner = load_module(ROOT / "tests" / "corpus" / "timing_attacks" / "run.py", "timing_attacks_run")
+MANIFEST, run_corpus = _runner.MANIFEST, _runner.run_corpus
 
 
 def main() -> int:

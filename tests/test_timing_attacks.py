@@ -3,16 +3,17 @@ judge's clock bounds the claims, and what the child reports about itself can onl
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from kernelagent.verify.loading import load_module
 from kernelagent.verify.verifier import prepare_reference
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
-sys.path.insert(0, str(CORPUS / "timing_attacks"))
-from run import MANIFEST, outcome_class, run_corpus  # noqa: E402
+# Loaded by path under its own name: tests/escape has a run.py too.
+_runner = load_module(CORPUS / "timing_attacks" / "run.py", "timing_attacks_run")
+MANIFEST, outcome_class, run_corpus = _runner.MANIFEST, _runner.outcome_class, _runner.run_corpus
 
 
 @pytest.fixture(scope="module")
