@@ -59,7 +59,7 @@ def test_honest_results_carry_the_judges_figures(rows):
     (row,) = [r for r in rows if r["file"] == "honest_add.py"]
     result = row["result"]
     assert result["clock"] == "host" and result["checked_calls"] > result["reps"] >= 8
-    assert len(result["samples_ms"]) == result["reps"] and len(result["rounds_ms"]) == 1
+    assert len(result["samples_ms"]) == result["messages"] and len(result["rounds_ms"]) == 1
     # the judge's wall per call bounds the claim from above, within the allowance
     check = result["host_check"]
     assert check["claimed_ms_per_call"] <= check["judge_wall_ms_per_call"]
@@ -73,7 +73,7 @@ def test_rounds_interleave_and_a_floor_above_the_claim_rejects(harness, tmp_path
     code = (CORPUS / "timing_attacks" / "honest_add.py").read_text()
     timed = time_candidates([code, code], harness, tmp_path / "rounds", rounds=3, labels=["a", "b"])
     assert all("rounds_ms" in r for r in timed), timed
-    assert all(len(r["rounds_ms"]) == 3 and len(r["samples_ms"]) == r["reps"] for r in timed)
+    assert all(len(r["rounds_ms"]) == 3 and len(r["samples_ms"]) == r["messages"] for r in timed)
     slow = {"copy_gbps": 1e-6, "matmul_tflops": {"float32": 1.0}}
     (floored,) = time_candidates([code], {**harness, "_floor_on_host": True}, tmp_path / "floor", ceilings=slow)
     assert outcome_class(floored) == "below_physical_floor", floored
