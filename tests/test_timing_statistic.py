@@ -1,9 +1,12 @@
-"""The judge's timing figure is one mean per message, never a median over the calls the child reports: a child that
-keeps each message's sum but moves it onto one call gains nothing (an outside attacker's class, our own candidate)."""
+"""Timing figures an outside attacker bent, with our own candidates of each class: the judge's figure is one mean per
+message, never a median over the calls the child reports (a child that keeps each message's sum but moves it onto
+one call gains nothing), and each candidate is timed in a process of its own (one cannot reach its rivals)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from kernelagent.bench.timing import time_candidates
 from kernelagent.verify.verifier import prepare_reference, release
@@ -12,16 +15,31 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 ATTACKS = CORPUS / "timing_attacks"
 
 
-def test_piling_a_message_onto_one_call_is_timed_at_its_honest_cost(tmp_path):
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("statistic")
     prepared = prepare_reference(reference_source=(CORPUS / "problems" / "elementwise_add.py").read_text(),
-                                 harness_dir=tmp_path / "harness", device="cpu", draws=1, sizes={}, precision="spec",
-                                 timeout_s=120, cache_dir=tmp_path / "cache")
-    harness = {**prepared, "device": "cuda", "_test_clock": "host"}
-    honest, skewed = ((ATTACKS / name).read_text() for name in ("honest_add.py", "skewed_samples.py"))
-    results = time_candidates([honest, skewed], harness, tmp_path / "timing", labels=["honest", "skewed"],
-                              static_policy=False, rounds=3)
+                                 harness_dir=folder / "harness", device="cpu", draws=1, sizes={}, precision="spec",
+                                 timeout_s=120, cache_dir=folder / "cache")
+    yield {**prepared, "device": "cuda", "_test_clock": "host"}
     release(prepared)
+
+
+def _timed(harness, folder, *names):
+    codes = [(ATTACKS / name).read_text() for name in names]
+    return time_candidates(codes, harness, folder, labels=list(names), static_policy=False, rounds=2)
+
+
+def test_piling_a_message_onto_one_call_is_timed_at_its_honest_cost(harness, tmp_path):
+    results = _timed(harness, tmp_path / "timing", "honest_add.py", "skewed_samples.py")
     assert all("ms" in r for r in results), results
     # A median over calls would put the skewed one near 1% of the honest figure; per-message means keep it within
     # the host clock's noise of it (a 3x margin on a loaded 2-core machine).
     assert results[1]["ms"] > results[0]["ms"] / 3, results
+
+
+def test_a_candidate_cannot_reach_its_rivals(harness, tmp_path):
+    # poison_rivals stops every kernel not its own from launching; timed in one shared process, the honest
+    # candidates after it wrote nothing and were rejected as wrong.
+    results = _timed(harness, tmp_path / "timing", "honest_add.py", "poison_rivals.py", "honest_add.py")
+    assert all("ms" in r for r in results), results

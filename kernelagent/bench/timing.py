@@ -6,11 +6,14 @@ On a CPU harness nothing is timed: the Triton interpreter's times say nothing ab
 
 from __future__ import annotations
 
+import random
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
 
+from kernelagent.bench.timing_runner import quantile
 from kernelagent.errors import ReferenceError_
 from kernelagent.runs.store import write_json
 from kernelagent.sandbox import SandboxLimits, gpu_placement, pinned_env, scrubbed_env, write_into_candidate_folder
@@ -101,12 +104,12 @@ def time_candidates(
     ceilings: dict | None = None,
     static_policy: bool = True,
 ) -> list[dict]:
-    """Times several candidates in one child (one import of torch, one CUDA context), every timed call on fresh
-    inputs and checked by the judge.
+    """Times several candidates, each in a child process of its own (per round), every timed call on fresh inputs
+    and checked by the judge.
 
     rounds > 1 interleaves them: round r times every candidate, in a shuffled order; "rounds_ms" holds each round's
-    median, "samples_ms" every timed call, "ms" the median of all. A candidate that crashes the CUDA context, hangs,
-    or tampers with the process costs only itself: the child is restarted for the rest. abort_ms (or abort_factor
+    median, "samples_ms" one figure per checked message (its calls' mean), "ms" the median of all. A candidate that
+    crashes the CUDA context, hangs, or tampers with its process costs only itself. abort_ms (or abort_factor
     times the first candidate's estimate) stops timing a variant that is clearly slow. ceilings: the roofline's
     (measured once per GPU when None); a median below its floor is rejected. static_policy=False is for the timing
     attack corpus only (it checks the judge, not the policy).
@@ -121,28 +124,71 @@ def time_candidates(
         problem = static_checks(code, "ModelNew") if static_policy else None
         if problem is not None:  # variants are rewritten literals of verified code, but never time what fails policy
             results[name] = {"error": f"not timed: {problem['reason']}"}
-        else:
-            (workdir / name).write_text(code)
     options = {
         "crosscheck": crosscheck,
-        "abort_ms": abort_ms,
-        "abort_factor": abort_factor,
         "candidate_timeout_s": min(CANDIDATE_TIMEOUT_S, timeout_s),
-        "rounds": max(1, int(rounds)),
+        "rounds": 1,
         "tf32": tf32,
         "rtol": rtol,
         "atol": atol,
         "ceilings": ceilings,
         "floor_on_host": bool(harness.get("_floor_on_host")),  # tests only: the floor applied to host-clock figures
     }
-    timed, _outcome = _run_batch(
-        workdir, names, results, {"mode": "candidates", "tf32": tf32}, options, harness, timeout_s
-    )
-    results.update(timed)
+    # Each candidate is timed in a process of its own, one per round: candidates sharing a process reached each
+    # other (an outside attacker's slow candidate called a rival's built model and was timed at its speed; another
+    # slowed or broke its rivals' launches). Rounds interleave the candidates in a fresh shuffled order each.
+    deadline = time.monotonic() + timeout_s
+    per_round: dict[str, list[dict]] = {name: [] for name in names if name not in results}
+    for r in range(max(1, int(rounds))):
+        order = [name for name in per_round if name not in results]
+        if r:
+            random.shuffle(order)
+        for name in order:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                results[name] = {"error": "not timed: the batch ran out of time"}
+                continue
+            folder = _stage(workdir / Path(name).stem / f"round{r}")
+            (folder / name).write_text(codes[names.index(name)])
+            timed, _outcome = _run_batch(
+                folder, [name], {}, {"mode": "candidates", "tf32": tf32},
+                {**options, "abort_ms": abort_ms}, harness, left,
+            )
+            one = timed[name]
+            if "ms" not in one:
+                results[name] = one  # rejected or failed in any round: that is its result
+                continue
+            per_round[name].append(one)
+            if abort_ms is None and abort_factor and name == names[0] and r == 0:
+                abort_ms = abort_factor * one["ms"]  # the first candidate (the seed) sets the cap
+    for name, rounds_of in per_round.items():
+        if name not in results:
+            results[name] = _merged(rounds_of)
     out = [results[name] for name in names]
     for i, result in enumerate(out):
         result.setdefault("label", labels[i] if labels else names[i])
     return out
+
+
+def _merged(rounds_of: list[dict]) -> dict:
+    """One result from a candidate's rounds (each in its own process): the figures over every message of every
+    round, "rounds_ms" one median per round; the rest (checks, host clock, floor) from its last round."""
+    samples = [x for one in rounds_of for x in one.get("samples_ms", [])]
+    if len(rounds_of) == 1 or not samples:
+        return rounds_of[-1]
+    ordered = sorted(samples)
+    return {
+        **rounds_of[-1],
+        "ms": statistics.median(ordered),
+        "p20_ms": quantile(ordered, 0.2),
+        "p80_ms": quantile(ordered, 0.8),
+        "min_ms": ordered[0],
+        "reps": sum(one.get("reps", 0) for one in rounds_of),
+        "messages": len(samples),
+        "samples_ms": samples,
+        "rounds_ms": [one["ms"] for one in rounds_of],
+        "checked_calls": sum(one.get("checked_calls", 0) for one in rounds_of),
+    }
 
 
 def speedups(candidate_ms: float, reference: dict) -> dict:
