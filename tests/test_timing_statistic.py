@@ -30,12 +30,19 @@ def _timed(harness, folder, *names):
     return time_candidates(codes, harness, folder, labels=list(names), static_policy=False, rounds=2)
 
 
-def test_piling_a_message_onto_one_call_is_timed_at_its_honest_cost(harness, tmp_path):
-    results = _timed(harness, tmp_path / "timing", "honest_add.py", "skewed_samples.py")
-    assert all("ms" in r for r in results), results
-    # A median over calls would put the skewed one near 1% of the honest figure; per-message means keep it within
-    # the host clock's noise of it (a 3x margin on a loaded 2-core machine).
-    assert results[1]["ms"] > results[0]["ms"] / 3, results
+def test_piling_a_message_onto_one_call_is_never_timed_below_its_honest_cost(harness, tmp_path):
+    honest, skewed = _timed(harness, tmp_path / "timing", "honest_add.py", "skewed_samples.py")
+    assert "ms" in honest, honest
+    # Refused (it reaches the harness's frames through ctypes) or timed: a median over calls would have put it near
+    # 1% of the honest figure; per-message means keep it within the host clock's noise (a 3x margin on a loaded
+    # 2-core machine).
+    refused = "ms" not in skewed and "refused in a candidate's process" in skewed.get("error", "")
+    assert refused or skewed["ms"] > honest["ms"] / 3, skewed
+
+
+def test_the_figure_is_a_mean_per_message(harness, tmp_path):
+    (result,) = _timed(harness, tmp_path / "timing", "honest_add.py")
+    assert len(result["samples_ms"]) == result["messages"] < result["reps"], result
 
 
 def test_a_candidate_cannot_reach_its_rivals(harness, tmp_path):

@@ -61,6 +61,15 @@ def main(workdir: str) -> int:
     baseline = task_ids()
     guarded = _guarded_functions(clock)
     reference = config["mode"] == "reference"
+    if not reference:
+        # The verifier's process rules hold here too (no processes, threads, ctypes, gc walks, frames of our files):
+        # an outside attacker found gc.get_objects and os.fork refused while verified and allowed while timed.
+        from kernelagent.verify.candidate_runner import _OWN_FILES
+        from kernelagent.verify.runtime_guard import AuditGuard, GuardEvidence
+
+        audit = AuditGuard(GuardEvidence(channel.report), _OWN_FILES | {str(Path(__file__).resolve())})
+        audit.install()
+        audit.armed = True
     models: dict[str, object] = {}
     for name in config["candidates"]:
         watchdog.start()

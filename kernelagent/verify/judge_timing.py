@@ -451,6 +451,10 @@ class TimingSession:
 
     def _child_problems(self, message: dict) -> None:
         """What the child says about itself can only make its own result worse."""
+        guard = self.outcome.get("guard") or {}
+        refusals = (guard.get("build_refusals") or []) + (guard.get("forward_refusals") or [])
+        if refusals:  # streamed by the child's audit hook as they happened (one candidate per process)
+            raise Rejected(TAMPER, f"the candidate's process tried what it may not: {', '.join(refusals[:4])}")
         if _count(message.get("new_threads")) > 0:
             raise Rejected(THREADS, f"threads were left running in the timing process ({message['new_threads']} new)")
         tampered = message.get("tampered")

@@ -1,7 +1,8 @@
 """Timing attack (sample redistribution): honest work, but the list the timing child appends per-call times to is
 swapped for one that keeps every message's sum and moves 99% of each later call's time onto the first call. A
 median over calls would report ~1% of the honest cost while the judge's clock, which bounds each message's sum,
-sees nothing wrong. Expected: timed at about its honest figure (the judge takes one figure per message, its mean).
+sees nothing wrong. Expected: refused (ctypes, frames of our files) or timed at about its honest figure (the judge
+takes one figure per message, its mean).
 Host clock only: on a GPU the child's times come from CUDA events, not a list of floats."""
 import ctypes
 import sys
