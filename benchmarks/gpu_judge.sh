@@ -65,11 +65,11 @@ step() {
     tattacks)  # outside attackers' timing files, if carried
       if [ -d .attacks/timing ]; then
         a=.attacks/timing
-        timeout 200 python3 tests/time_runner.py benchmarks/problems/vector_add.py $a/honest.py $a/batch_concentrate.py \
-          $a/batch_concentrate_1launch.py $a/times_redistribute.py $a/times_redistribute_gpu.py $a/side_stream.py \
+        timeout ${TATTACK_S:-200} python3 tests/time_runner.py benchmarks/problems/vector_add.py $a/honest.py $a/batch_concentrate.py \
+          $a/batch_concentrate_1launch.py $a/times_redistribute.py $a/times_redistribute_gpu.py $a/batch_concentrate_gc.py $a/side_stream.py \
           $a/sync_patch_side_stream.py $a/frame_t0_15.py $a/honest2.py --device cuda --no-policy --sizes N=16777216 \
           > $LOGS/attacks-timing-add.json 2>&1; echo "timing attackers (add) exit $?"
-        timeout 150 python3 tests/time_runner.py benchmarks/problems/linear_bias_relu.py $a/honest_linear.py \
+        timeout ${TATTACK_S:-150} python3 tests/time_runner.py benchmarks/problems/linear_bias_relu.py $a/honest_linear.py \
           $a/batch_concentrate_linear.py $a/times_redistribute_linear.py --device cuda --no-policy \
           --sizes BATCH=2048 IN_FEATURES=2048 OUT_FEATURES=2048 > $LOGS/attacks-timing-linear.json 2>&1
         echo "timing attackers (linear) exit $?"
