@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import glob
+import importlib.util
 import os
+import shutil
 import site
 import sys
 from collections.abc import Mapping
@@ -40,10 +42,51 @@ def confinement_rules(
     scratch = [env[name] for name in _SCRATCH_ENV if env.get(name) and Path(env[name]).resolve().is_relative_to(cwd)]
     writable = [str(cwd), *caches, *scratch, *_SYSTEM_WRITE]
     readable = [*_SYSTEM_READ, *_proc(), *_python_installation(), *_import_path(env)]
+    readable += [f"exec:{path}" for path in executables(gpu=gpu)]
     if gpu:
         gpu_read, gpu_write = gpu_rules()
         readable, writable = [*readable, *gpu_read], [*writable, *gpu_write]
     return tuple(dict.fromkeys(readable)), tuple(dict.fromkeys(writable))
+
+
+# Test-only: programs added to what a run may execute (":"-separated), so the escape corpus can start an interpreter
+# without the runtime guard and test the kernel's other layers against it. Never set in use.
+EXTRA_EXECUTABLES_VAR = "KERNELAGENT_SANDBOX_EXTRA_EXECUTABLES"
+
+
+def executables(*, gpu: bool) -> tuple[str, ...]:
+    """What a confined run may execute (Landlock's EXECUTE right; reading everything else is not executing it): on
+    the GPU, the programs Triton runs (compilers_for_triton); on the CPU, where Triton's interpreter compiles
+    nothing, none. Never the Python interpreter or the run's folder: an interpreter started afresh has no runtime
+    guard (an outside attacker started one through a link named `cc`)."""
+    extra = [path for path in os.environ.get(EXTRA_EXECUTABLES_VAR, "").split(":") if path]
+    found = [*(compilers_for_triton() if gpu else ()), *extra]
+    return tuple(dict.fromkeys([*found, *(program_loader() if found else ())]))
+
+
+@functools.cache
+def compilers_for_triton() -> tuple[str, ...]:
+    """Real paths of what Triton (3.x, NVIDIA backend) executes on a GPU: its bundled ptxas/cuobjdump/nvdisasm,
+    the C compiler that builds its launcher (cc/gcc/clang, with gcc's cc1, collect2, as and ld), and ldconfig (to
+    find libcuda). Resolved once, before any candidate code runs."""
+    found: list[str] = []
+    for name in ("cc", "gcc", "clang", "as", "ld", "ldconfig"):
+        if path := shutil.which(name, path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin"):
+            found.append(os.path.realpath(path))
+    found += [folder for folder in ("/usr/lib/gcc", "/usr/libexec/gcc") if os.path.isdir(folder)]
+    found += [os.path.realpath(path) for path in ("/sbin/ldconfig.real",) if os.path.exists(path)]
+    spec = importlib.util.find_spec("triton")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "backends" / "nvidia" / "bin"
+        if bundled.is_dir():
+            found.append(str(bundled))
+    return tuple(dict.fromkeys(found))
+
+
+@functools.cache
+def program_loader() -> tuple[str, ...]:
+    """The dynamic loader (a dynamically linked program cannot start unless its loader may be executed too)."""
+    return tuple(os.path.realpath(path) for path in glob.glob("/lib64/ld-linux*.so*") + glob.glob("/lib/ld-linux*.so*"))
 
 
 def gpu_rules() -> tuple[list[str], list[str]]:

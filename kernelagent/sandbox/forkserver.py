@@ -123,17 +123,16 @@ def _serve(control: socket.socket, wake_r: int, boot_path: list[str]) -> None:
                 if _reap_children(supervisors):
                     _kill_escapees(supervisors)
                 continue
-            request, reply_fd, stdin_fd = _receive_request(control)
+            request, fds = _receive_request(control)
             if request is None:
                 return  # EOF: the agent closed the pool or died
-            if reply_fd is None:
+            if not fds:
                 continue
             try:
-                supervisors.add(_fork_supervisor(request, reply_fd, stdin_fd, control, wake_r, boot_path))
+                supervisors.add(_fork_supervisor(request, fds, control, wake_r, boot_path))
             finally:
-                for fd in (reply_fd, stdin_fd):
-                    if fd is not None:
-                        os.close(fd)
+                for fd in fds:
+                    os.close(fd)
 
 
 def _drain(fd: int) -> None:
@@ -145,22 +144,20 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _receive_request(control: socket.socket) -> tuple[dict | None, int | None, int | None]:
-    """(request, reply fd, stdin fd or None); Nones at EOF; ({}, None, None) for a malformed message, which is
-    dropped."""
-    data, fds, flags, _ = socket.recv_fds(control, MAX_MESSAGE_BYTES, 2)
+def _receive_request(control: socket.socket) -> tuple[dict | None, list[int]]:
+    """(request, [reply fd, stdout fd, stderr fd, stdin fd if any]); (None, []) at EOF; ({}, []) for a malformed
+    message, which is dropped."""
+    data, fds, flags, _ = socket.recv_fds(control, MAX_MESSAGE_BYTES, 4)
     if not data and not fds:
-        return None, None, None
-    reply_fd = fds[0] if fds else None
-    stdin_fd = fds[1] if len(fds) > 1 else None
+        return None, []
     try:
-        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) < 3:
             raise ValueError("truncated request")
-        return json.loads(data), reply_fd, stdin_fd
+        return json.loads(data), fds
     except ValueError:
         for fd in fds:
             os.close(fd)  # the client sees EOF before "started" and retries
-        return {}, None, None
+        return {}, []
 
 
 def _reap_children(supervisors: set[int]) -> bool:
@@ -214,9 +211,7 @@ def _send_json(sock: socket.socket, message: dict) -> None:
 # --------------------------------------------------------------------------- one run: supervisor + candidate
 
 
-def _fork_supervisor(
-    request: dict, reply_fd: int, stdin_fd: int | None, control: socket.socket, wake_r: int, boot_path: list[str]
-) -> int:
+def _fork_supervisor(request: dict, fds: list[int], control: socket.socket, wake_r: int, boot_path: list[str]) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -224,7 +219,9 @@ def _fork_supervisor(
     try:
         control.close()  # a run must never be able to submit runs of its own
         os.close(wake_r)
-        code = _supervise_run(request, socket.socket(fileno=reply_fd), boot_path, stdin_fd)
+        reply_fd, out_fd, err_fd, *stdin = fds
+        reply = socket.socket(fileno=reply_fd)
+        code = _supervise_run(request, reply, boot_path, (out_fd, err_fd), stdin[0] if stdin else None)
     except BaseException:  # noqa: B036 - a forked child must end here, whatever happened
         traceback.print_exc()
         kill_all_descendants()
@@ -232,7 +229,9 @@ def _fork_supervisor(
         os._exit(code)
 
 
-def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str], stdin_fd: int | None = None) -> int:
+def _supervise_run(
+    request: dict, reply: socket.socket, boot_path: list[str], capture: tuple[int, int], stdin_fd: int | None = None
+) -> int:
     """The warm twin of reaper.run_reaper: run the candidate, wait (bounded), kill whatever is left, report."""
     os.setsid()  # our own group: a candidate killing its parent's group must not take the server with it
     # Before the candidate exists: from here on, a hang-up means "this run's supervisor died", never "the server
@@ -242,12 +241,12 @@ def _supervise_run(request: dict, reply: socket.socket, boot_path: list[str], st
     stamp_marker(request["token"])
     _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # daemons and setsid'd grandchildren stay below us
     limits = types.SimpleNamespace(**request["limits"])
-    pid, facts = _fork_candidate(request, limits, reply, boot_path, stdin_fd)
+    pid, facts = _fork_candidate(request, limits, reply, boot_path, capture, stdin_fd)
     if stdin_fd is not None:
         os.close(stdin_fd)  # the candidate's alone now: its end closes when its tree dies
     deadline = time.monotonic() + limits.timeout_s
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))  # the candidate's tree: all below us
-    folder = FolderWatch(request["cwd"], getattr(limits, "folder_bytes", None))
+    folder = FolderWatch(request["cwd"], getattr(limits, "folder_bytes", None), tree_root=os.getpid(), held=capture)
     wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch, folder)
     leftovers = kill_all_descendants(exclude_pid=pid)
     kill_uid(getattr(limits, "run_as_uid", None))
@@ -301,19 +300,22 @@ def stamp_marker(token: str) -> bool:
 
 
 def _fork_candidate(
-    request: dict, limits: types.SimpleNamespace, reply: socket.socket, boot_path: list[str], stdin_fd: int | None
+    request: dict,
+    limits: types.SimpleNamespace,
+    reply: socket.socket,
+    boot_path: list[str],
+    capture: tuple[int, int],
+    stdin_fd: int | None,
 ) -> tuple[int, dict]:
-    """Fork the candidate with limits applied; return (pid, its confinement record) as the candidate itself
-    observed it."""
+    """Fork the candidate with limits applied, its stdout and stderr the capture files the client opened (kept
+    open here for the folder quota); return (pid, its confinement record) as the candidate itself observed it."""
     own_netns = _netns_id()
-    out_fd = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    err_fd = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    out_fd, err_fd = capture
     report_r, report_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         _candidate_child(request, limits, own_netns, (out_fd, err_fd, report_w, stdin_fd), reply, boot_path)
-    for fd in (out_fd, err_fd, report_w):
-        os.close(fd)
+    os.close(report_w)
     report = b""  # written right after the limits were applied; EOF once the child closed its descriptors or died
     while chunk := os.read(report_r, 4096):
         report += chunk

@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -25,7 +26,11 @@ if TYPE_CHECKING:
 
 _CLONE_NEWNS = 0x00020000
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
+_KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, 219)  # 219: the generic table's
+_KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_UNLINK, _KEYCTL_CLEAR, _KEYCTL_GET_PERSISTENT = 1, 9, 7, 22
+_KEY_SPEC_PROCESS_KEYRING, _KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING = -2, -4, -5
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -61,10 +66,16 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
     """
     if limits.isolate_network:
         _isolate_network()
+    ipc_isolated = _isolate_ipc()
     uid = getattr(limits, "run_as_uid", None)
     if uid is not None and getattr(limits, "reveal", None):
         _reveal(limits.reveal)  # while still root, before the rules' paths are opened
-    facts: dict = {"filesystem_confined": False, "landlock_abi": landlock_abi(), "scopes": []}
+    facts: dict = {
+        "filesystem_confined": False,
+        "landlock_abi": landlock_abi(),
+        "scopes": [],
+        "ipc_isolated": ipc_isolated,
+    }
     if limits.confine_filesystem:
         confined, scopes = confine_filesystem(limits.readable_paths, limits.writable_paths)
         facts.update(filesystem_confined=confined, scopes=scopes)
@@ -88,9 +99,44 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
         _set_rlimit(resource.RLIMIT_NPROC, tasks, tasks)
         _become(uid)
         facts["max_tasks"] = tasks
+    # A session keyring of the run's own: the inherited one is the agent's, which the run would possess (and could
+    # write keys into) after any uid change. It ends with the run's last process.
+    facts["own_session_keyring"] = _keyctl(_KEYCTL_JOIN_SESSION_KEYRING, 0) >= 0
     facts["uid"] = os.getuid()
     facts["capabilities"] = _effective_capabilities()
     return facts
+
+
+def _isolate_ipc() -> bool:
+    """A SysV IPC namespace of the run's own (shared memory, semaphores, message queues): what a run creates there is
+    freed when its last process ends and is invisible to every other run. Needs root (or CAP_SYS_ADMIN)."""
+    try:
+        _unshare(_CLONE_NEWIPC)
+    except OSError:
+        return False
+    return True
+
+
+def _keyctl(*args: int) -> int:
+    return _libc().syscall(_KEYCTL_SYSCALL, *(ctypes.c_long(arg) for arg in args))
+
+
+def clear_keyrings_of(uid: int) -> None:
+    """Empty the kernel keyrings that belong to uid and outlive its processes (its user, user-session and persistent
+    keyrings): keys a run added there would otherwise be readable by a later run given the same uid. Call as that
+    uid (real and effective). Nothing is done, and nothing created, when the uid never had a key."""
+    try:
+        with open("/proc/key-users", "rb") as f:
+            if not any(line.split(b":")[0].strip() == str(uid).encode() for line in f):
+                return
+    except OSError:
+        return
+    for keyring in (_KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING):
+        _keyctl(_KEYCTL_CLEAR, keyring)
+    persistent = _keyctl(_KEYCTL_GET_PERSISTENT, -1, _KEY_SPEC_PROCESS_KEYRING)  # linked into our process keyring
+    if persistent >= 0:
+        _keyctl(_KEYCTL_CLEAR, persistent)
+        _keyctl(_KEYCTL_UNLINK, persistent, _KEY_SPEC_PROCESS_KEYRING)
 
 
 def _reveal(plan: list) -> None:
@@ -205,6 +251,7 @@ def kill_uid(uid: int | None) -> None:
             with contextlib.suppress(OSError):
                 os.kill(-1, signal.SIGKILL)
             time.sleep(0.0005)
+        clear_keyrings_of(uid)
     finally:
         os.setresuid(*saved)
     remove_files_of(uid, ("/dev/shm", "/dev/mqueue"))
@@ -234,12 +281,23 @@ def _remove_tree(path: str) -> None:
 
 
 class FolderWatch:
-    """A total size (and file count) for the run's folder, which RLIMIT_FSIZE (per file) cannot give: polled, and
+    """A total size (and file count) for the run's disk use, which RLIMIT_FSIZE (per file) cannot give: its folder,
+    the files its processes hold open after unlinking them (a candidate held 1.2 GiB that way while its folder
+    summed 20 KiB) and the capture files of its stdout and stderr (`held`: descriptors of the watcher's). Polled, and
     the run is killed once over. A poll, not a quota: a fast writer may overshoot by what it writes in one interval
     (RLIMIT_FSIZE bounds each file meanwhile)."""
 
-    def __init__(self, folder: str, limit_bytes: int | None, max_files: int = 20000) -> None:
+    def __init__(
+        self,
+        folder: str,
+        limit_bytes: int | None,
+        max_files: int = 20000,
+        *,
+        tree_root: int | None = None,
+        held: tuple[int, ...] = (),
+    ) -> None:
         self.folder, self.limit_bytes, self.max_files = folder, limit_bytes, max_files
+        self.tree_root, self.held = tree_root, held
         self.peak_bytes = 0
         self._next_check = time.monotonic() + _FOLDER_POLL_S
 
@@ -253,12 +311,42 @@ class FolderWatch:
             return False
         started = time.monotonic()
         used, files = folder_usage(self.folder, self.max_files + 1)
+        used += unlinked_bytes(self.tree_root, self.held)
         self._next_check = time.monotonic() + max(_FOLDER_POLL_S, (time.monotonic() - started) / _RSS_MAX_CPU_SHARE)
         self.peak_bytes = max(self.peak_bytes, used)
         return used > self.limit_bytes or files > self.max_files
 
     def report(self) -> dict:
         return {"folder_peak_bytes": self.peak_bytes, "folder_limit_bytes": self.limit_bytes}
+
+
+def unlinked_bytes(tree_root: int | None, held: tuple[int, ...] = ()) -> int:
+    """Bytes allocated to regular files with no name left (unlinked, or made with O_TMPFILE) that the processes
+    below tree_root hold open, plus the files of the descriptors in held; each file counted once. memfds are left
+    to the memory watch (the judge lends tensors as memfds)."""
+    seen: dict[tuple[int, int], int] = {}
+    for fd in held:
+        with contextlib.suppress(OSError):
+            st = os.fstat(fd)
+            seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    for pid in _descendants(tree_root) if tree_root is not None else ():
+        folder = f"/proc/{pid}/fd"
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            path = f"{folder}/{name}"
+            try:
+                target = os.readlink(path)
+                if not target.endswith(" (deleted)") or target.startswith("/memfd:"):
+                    continue
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:
+                seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return sum(seen.values())
 
 
 def folder_usage(folder: str, max_entries: int) -> tuple[int, int]:
@@ -293,8 +381,9 @@ _FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 
 _FS_CHANGE_TREE = sum(1 << bit for bit in range(4, 13))  # remove dir/file, make char/dir/reg/sock/fifo/block/sym
 _FS_REFER, _FS_TRUNCATE = 1 << 13, 1 << 14  # ABI 2 and 3; ioctl on devices (ABI 5) is left unhandled: CUDA needs it
 _FS_FILE_ONLY = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE  # what a rule on a plain file may grant
-_FS_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+_FS_READ = _FS_READ_FILE | _FS_READ_DIR  # not EXECUTE: only what "exec:" rules name may be executed
 _FS_WRITE = _FS_READ | _FS_WRITE_FILE | _FS_CHANGE_TREE | _FS_REFER | _FS_TRUNCATE
+_FS_HANDLED = _FS_WRITE | _FS_EXECUTE
 _O_PATH = 0o10000000
 # ABI 6 (Linux 6.12): a scoped domain may not signal, nor connect to abstract Unix sockets of, processes outside it.
 _SCOPES = {"abstract_unix_socket": 1 << 0, "signal": 1 << 1}
@@ -311,7 +400,7 @@ def confine_filesystem(readable: list[str], writable: list[str]) -> tuple[bool, 
     if abi < 1:
         return False, []
     libc = _libc()
-    handled = _FS_WRITE & ~(0 if abi >= 3 else _FS_TRUNCATE) & ~(0 if abi >= 2 else _FS_REFER)
+    handled = _FS_HANDLED & ~(0 if abi >= 3 else _FS_TRUNCATE) & ~(0 if abi >= 2 else _FS_REFER)
     scopes = dict(_SCOPES) if abi >= 6 else {}
     if abi >= 6:
         attr = struct.pack("=QQQ", handled, 0, sum(scopes.values()))
@@ -337,7 +426,28 @@ def landlock_abi() -> int:
     return _libc().syscall(_LANDLOCK_CREATE_RULESET, None, 0, _LANDLOCK_CREATE_RULESET_VERSION)
 
 
+def restrict_execution(executable: list[str]) -> bool:
+    """A further Landlock layer that allows executing only what `executable` names (layers only ever narrow): how a
+    run started by exec'ing the interpreter (the cold path) takes that right back before its own code runs."""
+    if landlock_abi() < 1:
+        return False
+    libc = _libc()
+    attr = struct.pack("=Q", _FS_EXECUTE)
+    ruleset = libc.syscall(_LANDLOCK_CREATE_RULESET, ctypes.c_char_p(attr), len(attr), 0)
+    if ruleset < 0:
+        return False
+    try:
+        for path in executable:
+            _allow(libc, ruleset, path, _FS_EXECUTE)
+        libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        return libc.syscall(_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
+    finally:
+        os.close(ruleset)
+
+
 def _read_rule(path: str) -> tuple[str, int]:
+    if path.startswith("exec:"):
+        return path[5:], _FS_READ | _FS_EXECUTE
     if path.startswith("dir:"):
         return path[4:], _FS_READ_DIR
     if path.startswith("rw-files:"):
@@ -759,7 +869,8 @@ def run_reaper(config: dict) -> dict:
     limits = types.SimpleNamespace(**config["limits"])
     pid, facts = _spawn(config["argv"], limits, original_mask)
     watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))
-    folder = FolderWatch(os.getcwd(), getattr(limits, "folder_bytes", None))
+    # Our stdout and stderr are the run's capture files (runner.capture_files).
+    folder = FolderWatch(os.getcwd(), getattr(limits, "folder_bytes", None), tree_root=os.getpid(), held=(1, 2))
     wait_status, why = _wait_for_main_child(pid, config["backstop_s"], watch, folder)
     leftovers = kill_all_descendants(exclude_pid=pid)
     kill_uid(getattr(limits, "run_as_uid", None))

@@ -10,14 +10,16 @@ import re
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from kernelagent.sandbox.filesystem import confinement_rules
+from kernelagent.sandbox.filesystem import confinement_rules, program_loader
 from kernelagent.sandbox.identity import reveal_plan, run_identity
 from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for, memory_note
 from kernelagent.sandbox.sizing import run_memory_bytes
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 _REAPER = Path(__file__).with_name("reaper.py")
+_EXEC_LAYER = Path(__file__).with_name("exec_layer.py")
 # The reaper needs at most reaper._CLEANUP_DEADLINE_S to kill and reap everything after SIGTERM.
 _STOP_GRACE_S = 8.0
 # Extra time the reaper waits on its own before giving up on a silent parent.
@@ -208,13 +211,12 @@ def run_sandboxed(
     """
     cwd = Path(cwd).resolve()
     child_env = _child_env(cwd, env)
-    with prepared_run(limits, cwd, child_env) as (limits, uid_note):
+    with prepared_run(limits, cwd, child_env) as (limits, uid_note), capture_files() as (out, err):
         token = child_env[_MARKER_VAR]
-        out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
         status_r, status_w = os.pipe()
         started = time.monotonic()
         try:
-            proc = _start_reaper(argv, cwd, limits, child_env, out_path, err_path, status_w, stdin_fd)
+            proc = _start_reaper(argv, cwd, limits, child_env, (out, err), status_w, stdin_fd)
             os.close(status_w)
             status_w = -1
             try:
@@ -224,14 +226,12 @@ def run_sandboxed(
                 raise
             status = _stop_and_collect(proc, status_r, token, timed_out)
             wall_s = time.monotonic() - started
-            stdout = _read_tail(out_path, limits.output_limit_bytes)
-            stderr = _read_tail(err_path, limits.output_limit_bytes)
+            stdout = _read_tail(out, limits.output_limit_bytes)
+            stderr = _read_tail(err, limits.output_limit_bytes)
         finally:
             for fd in (status_r, status_w):
                 if fd >= 0:
                     os.close(fd)
-            for path in (out_path, err_path):
-                path.unlink(missing_ok=True)
     return _result_from(status, proc.returncode, stdout, stderr, wall_s, uid_note)
 
 
@@ -253,6 +253,19 @@ def prepared_run(limits: SandboxLimits, cwd: Path, child_env: dict[str, str]) ->
     with run_identity(cwd) as (uid, note):
         reveal = reveal_plan((*limits.readable_paths, *limits.writable_paths), cwd) if uid is not None else ()
         yield replace(limits, run_as_uid=uid, reveal=reveal), note
+
+
+@contextlib.contextmanager
+def capture_files() -> Iterator[tuple[int, int]]:
+    """Descriptors of two unnamed files for a run's stdout and stderr, read back through these descriptors only.
+    Nothing of them is in the candidate's folder: a candidate once replaced its capture file there by a FIFO (our
+    open by path blocked forever) or a folder (we crashed)."""
+    files = [tempfile.TemporaryFile(buffering=0) for _ in range(2)]  # O_TMPFILE where the filesystem has it
+    try:
+        yield files[0].fileno(), files[1].fileno()
+    finally:
+        for file in files:
+            file.close()
 
 
 def is_interpret_env(env: Mapping[str, str]) -> bool:
@@ -301,30 +314,44 @@ def _start_reaper(
     cwd: Path,
     limits: SandboxLimits,
     env: dict[str, str],
-    out_path: Path,
-    err_path: Path,
+    capture: tuple[int, int],
     status_w: int,
     stdin_fd: int | None = None,
 ) -> subprocess.Popen:
+    argv, limits = _startable(argv, limits)
     config = {
-        "argv": [os.fspath(arg) for arg in argv],
+        "argv": argv,
         "limits": asdict(limits),
         "parent_pid": os.getpid(),
         "backstop_s": limits.timeout_s + _REAPER_BACKSTOP_S,
     }
     # -I -S: the reaper must not see the child's PYTHONPATH nor pay for site-packages; it is stdlib only.
     reaper_argv = [sys.executable, "-I", "-S", str(_REAPER), str(status_w), json.dumps(config)]
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        return subprocess.Popen(
-            reaper_argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
-            stdout=out,
-            stderr=err,
-            pass_fds=(status_w,),
-            start_new_session=True,
-        )
+    return subprocess.Popen(
+        reaper_argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
+        stdout=capture[0],
+        stderr=capture[1],
+        pass_fds=(status_w,),
+        start_new_session=True,
+    )
+
+
+def _startable(argv: Sequence[str], limits: SandboxLimits) -> tuple[list[str], SandboxLimits]:
+    """argv and limits for a cold start: the program must be executable for the reaper's child to exec it (with its
+    loader). `python -m MODULE` goes through exec_layer, which takes that right back before MODULE runs; any other
+    program keeps it (it could exec itself again)."""
+    argv = [os.fspath(arg) for arg in argv]
+    if not limits.confine_filesystem or not argv:
+        return argv, limits
+    program = shutil.which(argv[0]) or argv[0]
+    allowed = [rule[5:] for rule in limits.readable_paths if rule.startswith("exec:")]
+    if len(argv) >= 3 and argv[1] == "-m":
+        argv = [argv[0], str(_EXEC_LAYER), json.dumps(allowed), *argv[2:]]
+    start = [f"exec:{path}" for path in (os.path.realpath(program), *program_loader())]
+    return argv, replace(limits, readable_paths=(*limits.readable_paths, *start))
 
 
 def _wait_for_exit(proc: subprocess.Popen, timeout_s: float) -> bool:
@@ -426,16 +453,27 @@ def _killpg_quietly(pgid: int) -> None:
         pass
 
 
-def _read_tail(path: Path, limit: int) -> str:
-    """Last `limit` bytes of path, prefixed with a note when the head was dropped; never reads the whole file."""
+def _read_tail(source: int | Path, limit: int) -> str:
+    """Last `limit` bytes of a descriptor (read with pread: its offset is the writer's) or of a path (opened without
+    following links or blocking, read only if a regular file), prefixed with a note when the head was dropped."""
+    if isinstance(source, int):
+        return _tail_of(source, limit)
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            skipped = max(0, size - limit)
-            f.seek(skipped)
-            data = f.read(limit)
-    except FileNotFoundError:  # the command may have deleted it
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # gone, a link, a folder, ...
         return ""
+    try:
+        return _tail_of(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _tail_of(fd: int, limit: int) -> str:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return ""
+    skipped = max(0, st.st_size - limit)
+    data = os.pread(fd, limit, skipped)
     text = data.decode("utf-8", errors="replace")
     return f"[... {skipped} bytes truncated ...]\n{text}" if skipped else text
 

@@ -32,6 +32,7 @@ from kernelagent.sandbox.runner import (
     _environ_of,
     _read_tail,
     _result_from,
+    capture_files,
     is_interpret_env,
     prepared_run,
     run_sandboxed,
@@ -134,18 +135,13 @@ class WarmPool:
         child_env = _child_env(cwd, env)
         if is_interpret_env(child_env) != self.interpret:
             raise ValueError(f"TRITON_INTERPRET in env does not match this pool (interpret={self.interpret})")
-        with prepared_run(limits, cwd, child_env) as (limits, uid_note):
+        with prepared_run(limits, cwd, child_env) as (limits, uid_note), capture_files() as (out, err):
             token = child_env[_MARKER_VAR]
-            out_path, err_path = cwd / f".sandbox-{token}.stdout", cwd / f".sandbox-{token}.stderr"
-            request = _encode_request(module, args, cwd, limits, child_env, out_path, err_path)
-            try:
-                status, started = self._submit_and_wait(request, token, limits.timeout_s, stdin_fd)
-                wall_s = time.monotonic() - started
-                stdout = _read_tail(out_path, limits.output_limit_bytes)
-                stderr = _read_tail(err_path, limits.output_limit_bytes)
-            finally:
-                for path in (out_path, err_path):
-                    path.unlink(missing_ok=True)
+            request = _encode_request(module, args, cwd, limits, child_env)
+            status, started = self._submit_and_wait(request, token, limits.timeout_s, (out, err), stdin_fd)
+            wall_s = time.monotonic() - started
+            stdout = _read_tail(out, limits.output_limit_bytes)
+            stderr = _read_tail(err, limits.output_limit_bytes)
         return _result_from(status, None, stdout, stderr, wall_s, uid_note)
 
     def run(
@@ -182,7 +178,7 @@ class WarmPool:
         self.close()
 
     def _submit_and_wait(
-        self, request: bytes, token: str, timeout_s: float, stdin_fd: int | None = None
+        self, request: bytes, token: str, timeout_s: float, capture: tuple[int, int], stdin_fd: int | None = None
     ) -> tuple[dict | None, float]:
         """Hand the run to a server and wait for its status; retry once on a fresh server if it never started."""
         for _attempt in range(2):
@@ -190,7 +186,7 @@ class WarmPool:
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 with theirs:
-                    generation = server.submit(request, theirs.fileno(), stdin_fd)
+                    generation = server.submit(request, [theirs.fileno(), *capture], stdin_fd)
                 started = time.monotonic()
                 ran, status = _await_status(mine, started, timeout_s, token, server.pid)
             finally:
@@ -219,8 +215,6 @@ def _encode_request(
     cwd: Path,
     limits: SandboxLimits,
     env: dict[str, str],
-    out_path: Path,
-    err_path: Path,
 ) -> bytes:
     request = {
         "module": module,
@@ -229,8 +223,6 @@ def _encode_request(
         "limits": asdict(limits),
         "env": env,
         "token": env[_MARKER_VAR],
-        "stdout": str(out_path),
-        "stderr": str(err_path),
     }
     data = json.dumps(request).encode()
     if len(data) > MAX_MESSAGE_BYTES // 2:
@@ -380,16 +372,16 @@ class _ForkServer:
         with self._lock:
             self._spawn()
 
-    def submit(self, request: bytes, reply_fd: int, stdin_fd: int | None = None) -> int:
-        """Send one run to the server, (re)starting it if needed; return the generation of the server that took it."""
+    def submit(self, request: bytes, fds: list[int], stdin_fd: int | None = None) -> int:
+        """Send one run (fds: its reply socket, stdout and stderr files) to the server, (re)starting it if needed;
+        return the generation of the server that took it."""
         with self._lock:
             for attempt in range(2):
                 if self._proc is None or self._proc.poll() is not None:
                     self._respawn()
                 self._wait_ready()
                 try:
-                    fds = [reply_fd] if stdin_fd is None else [reply_fd, stdin_fd]
-                    socket.send_fds(self._control, [request], fds)
+                    socket.send_fds(self._control, [request], fds if stdin_fd is None else [*fds, stdin_fd])
                     return self._generation
                 except OSError:  # EPIPE/ECONNRESET: the server died since we last looked
                     if attempt:

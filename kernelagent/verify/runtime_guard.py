@@ -198,8 +198,44 @@ REFUSED_EVENTS = frozenset(
         "cpython.remote_debugger_script",
     }
 )
-# Triton runs these itself (the ptxas assembler, the C compiler for its launcher, ldconfig to find libcuda).
-ALLOWED_PROGRAMS = frozenset({"ptxas", "ptxas-blackwell", "cc", "gcc", "clang", "ldconfig", "cuobjdump", "nvdisasm"})
+
+
+class AllowedPrograms:
+    """The programs Triton runs itself (its ptxas, the C compiler for its launcher, ldconfig to find libcuda), by
+    real path and inode, resolved before any candidate code runs: a name proves nothing (a link named `cc` to the
+    interpreter started a Python without this hook). The same list is all Landlock lets the run execute
+    (filesystem.executables); this check only names the refusal in the evidence."""
+
+    def __init__(self) -> None:
+        from kernelagent.sandbox.filesystem import executables
+
+        gpu = os.environ.get("TRITON_INTERPRET", "").strip().lower() not in ("1", "true", "on", "yes", "y")
+        self._files: dict[str, tuple[int, int]] = {}
+        self._folders: list[str] = []
+        for path in executables(gpu=gpu):
+            if os.path.isdir(path):
+                self._folders.append(path.rstrip("/") + "/")
+            elif (identity := _identity(path)) is not None:
+                self._files[path] = identity
+
+    def allows(self, program: str, env_path: str | None) -> bool:
+        import shutil
+
+        found = program if "/" in program else shutil.which(program, path=env_path or os.environ.get("PATH"))
+        if not found:
+            return False
+        real = os.path.realpath(found)
+        if real in self._files:
+            return _identity(real) == self._files[real]
+        return any(real.startswith(folder) for folder in self._folders)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class AuditGuard:
@@ -210,6 +246,7 @@ class AuditGuard:
         self.armed = False
         self._own_files = own_files
         self._inside = threading.local()
+        self._programs = AllowedPrograms()
 
     def install(self) -> None:
         sys.addaudithook(self._hook)
@@ -232,8 +269,8 @@ class AuditGuard:
         if event.startswith("ctypes."):
             return event
         if event in ("subprocess.Popen", "os.posix_spawn", "os.exec"):  # posix_spawn/exec: how Popen starts it
-            program = os.path.basename(str(args[0])) if args else "?"
-            return None if program in ALLOWED_PROGRAMS else f"{event}({program})"
+            program = _program_of(event, args)
+            return None if self._programs.allows(program, _path_of(args)) else f"{event}({program})"
         if event == "sys._getframe":
             frame = args[0] if args else None
             code = getattr(frame, "f_code", None)
@@ -247,6 +284,24 @@ class AuditGuard:
             ):
                 return f"patching {owner}.{args[0].__name__}.{args[1] if len(args) > 1 else '?'}"
         return None
+
+
+def _program_of(event: str, args: tuple) -> str:
+    """subprocess.Popen: (executable, args, cwd, env), executable None meaning args[0]; posix_spawn/exec: (path,
+    argv, env)."""
+    if not args:
+        return "?"
+    program = args[0]
+    if program is None and event == "subprocess.Popen" and len(args) > 1:
+        argv = args[1]
+        program = argv if isinstance(argv, (str, bytes)) else next(iter(argv), "?")
+    return os.fsdecode(program) if isinstance(program, (str, bytes, os.PathLike)) else "?"
+
+
+def _path_of(args: tuple) -> str | None:
+    env = args[-1] if args and isinstance(args[-1], dict) else None
+    value = env.get("PATH", env.get(b"PATH")) if env else None
+    return os.fsdecode(value) if value is not None else None
 
 
 def refuse_python_threads() -> None:

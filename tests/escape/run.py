@@ -16,6 +16,7 @@ import platform
 import shutil
 import signal
 import site
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ATTACKS = Path(__file__).resolve().parent / "attacks"
 sys.path.insert(0, str(ROOT))
 
-from kernelagent.sandbox import gpu_placement  # noqa: E402
+from kernelagent.sandbox import filesystem, gpu_placement  # noqa: E402
 from kernelagent.sandbox.warm import shared_pool  # noqa: E402
 from kernelagent.verify import verifier  # noqa: E402
 
@@ -55,22 +56,38 @@ def keep(path, text):
 
 
 '''
-# The candidate's module: it leaves the runtime guard behind first (the guard lets a program named like a compiler
-# run, so a link named "cc" to the interpreter starts a Python without the guard's audit hook), then runs the attack
-# there: what the sandbox must contain is a process that no rule of ours watches any more.
-CANDIDATE = '''import os, sys
+# The candidate's module: it leaves the runtime guard behind first, then runs the attack there: what the sandbox must
+# contain is a process that no rule of ours watches any more. `_posixsubprocess.fork_exec` raises no audit event, so
+# it starts a fresh interpreter without the guard's hook; the kernel (Landlock's EXECUTE right) refuses that in use
+# (attack exec_route), and the corpus lets this one interpreter be executed (filesystem.EXTRA_EXECUTABLES_VAR) so
+# the kernel's other layers are tested against a process that controls itself.
+CANDIDATE = '''import os, sys, _posixsubprocess
 os.environ["ESCAPE_SUPERVISOR_PID"] = str(os.getppid())  # the sandbox's supervisor (warm) or reaper (cold)
-_link = os.path.abspath("cc")
-if not os.path.lexists(_link):
-    os.symlink(sys.executable, _link)
-_pid = os.posix_spawn(_link, ["cc", "-c", {attack!r}], dict(os.environ))
-os.waitpid(_pid, 0)
+
+
+def _unguarded(code):
+    program = os.fsencode(sys.executable)
+    err_r, err_w = os.pipe()
+    common = [[program, b"-c", code.encode()], [program], True, (err_w,), None, None, -1, -1, -1, -1, -1, -1, err_r, err_w,
+              True, False, -1, None, None, None, -1, None]
+    pid = _posixsubprocess.fork_exec(*common, *([False] if sys.version_info < (3, 12) else []))
+    os.close(err_w)
+    failure = os.read(err_r, 4096)
+    os.close(err_r)
+    os.waitpid(pid, 0)
+    if failure:
+        print("ESCAPE-SPAWN-REFUSED", failure, file=sys.stderr)
+
+
+_unguarded({attack!r})
 
 
 '''
+# Attacks that run in the candidate's own (guarded) process: they try to leave it.
+IN_PROCESS = {"exec_route"}
 # What only a uid of the run's own contains (the agent must be root): without one the kernel does not count the
 # run's tasks apart from the agent's.
-NEEDS_OWN_UID = {"floods"}
+NEEDS_OWN_UID = {"floods", "keyrings"}
 # What a kernel without Landlock's ABI 6 scopes cannot contain unless the run has a uid of its own.
 NEEDS_SCOPES_OR_UID = {"signals"}
 _signalled: list[int] = []
@@ -103,6 +120,7 @@ def run_escapes(device: str, work: Path, timeout_s: float = 60.0) -> tuple[list[
         for attack in sorted(ATTACKS.glob("*.py")):
             rows.append(_run_one(attack, harness, work, setting, timeout_s))
     finally:
+        os.environ.pop(filesystem.EXTRA_EXECUTABLES_VAR, None)
         signal.signal(signal.SIGUSR2, previous)
         _clean_up(setting)
     return rows, setting
@@ -131,19 +149,28 @@ def _plant_canaries(work: Path) -> dict:
         "shared_cache": str(shared_cache),
         "agent_pid": os.getpid(),
         "flood": FLOOD,
+        "ipc_key": int.from_bytes(os.urandom(3), "big") | 0x5E000000,
+        "key_name": f"escape-{tag}",
     }
 
 
 def _run_one(attack: Path, harness: dict, work: Path, setting: dict, timeout_s: float) -> dict:
     escape = {k: v for k, v in setting.items() if k != "canary_text"}
     attack_source = ATTACK_PRELUDE.format(escape=json.dumps(escape)) + attack.read_text()
-    code = CANDIDATE.format(attack=attack_source) + HONEST.read_text()
+    in_process = attack.stem in IN_PROCESS
+    code = (attack_source + "\n\n" if in_process else CANDIDATE.format(attack=attack_source)) + HONEST.read_text()
+    if in_process:
+        os.environ.pop(filesystem.EXTRA_EXECUTABLES_VAR, None)
+    else:
+        os.environ[filesystem.EXTRA_EXECUTABLES_VAR] = os.path.realpath(sys.executable)
     workdir = work / "candidates" / attack.stem
     started = time.perf_counter()
     verdict = verifier.judge_without_policy(code, harness, workdir, timeout_s=timeout_s)
     wall_s = time.perf_counter() - started
     time.sleep(0.2)  # anything that survived has had time to act
     log = (workdir / "sandbox.log").read_text(errors="replace") if (workdir / "sandbox.log").exists() else ""
+    if os.environ.get("ESCAPE_DEBUG"):
+        print(attack.stem, log[-3000:], file=sys.stderr)
     found = _report_in(log)
     contained, how = CHECKS[attack.stem](found, verdict, workdir, setting, log)
     return {
@@ -267,6 +294,45 @@ def check_disk_fill(found, verdict, workdir, setting, log):
     )
 
 
+def check_exec_route(found, verdict, workdir, setting, log):
+    started = [name for name, outcome in (found or {}).get("tries", {}).items() if outcome.startswith("ok")]
+    return found is not None and not started, (
+        f"no interpreter without the guard started ({found and found['tries']}): the guard matches programs by real "
+        "path and inode, Landlock lets the run execute only Triton's compilers (none on the CPU)"
+    )
+
+
+def check_sysv_ipc(found, verdict, workdir, setting, log):
+    left = _sysv_objects_with_key(setting["ipc_key"])
+    ipc_ns = verdict["details"].get("confinement", {}).get("ipc_isolated")
+    return found is not None and not left, (
+        f"created in the run {found and found['made']} (IPC namespace of its own: {ipc_ns}); none with its key left "
+        f"on the host after the run (left: {left})"
+    )
+
+
+def check_keyrings(found, verdict, workdir, setting, log):
+    if found is None:
+        return False, "the attack did not report"
+    left = _keys_of(found["uid"], setting["key_name"])
+    return not left, f"added {found['added']} as uid {found['uid']}; none of those keys found as that uid after the run"
+
+
+def check_capture_swap(found, verdict, workdir, setting, log):
+    log_file = workdir / "sandbox.log"
+    regular = log_file.is_file() and not log_file.is_symlink()
+    return found is not None and regular and verdict["failure_class"] != "timeout", (
+        f"tries {found and found['swapped']}; verdict {verdict['failure_class'] or 'pass'} in time, stdout/stderr "
+        "captured in unnamed files read back by descriptor, sandbox.log rewritten as a regular file"
+    )
+
+
+def check_disk_unlinked(found, verdict, workdir, setting, log):
+    killed = bool(verdict["details"].get("disk_exceeded")) and verdict["failure_class"] == "resource_limit"
+    peak_mib = (verdict["details"].get("folder_peak_bytes") or 0) / 1024**2
+    return killed, f"killed once unlinked-but-open files passed the quota (peak {peak_mib:.0f} MiB counted)"
+
+
 CHECKS = {name[len("check_") :]: fn for name, fn in dict(globals()).items() if name.startswith("check_")}
 
 
@@ -277,6 +343,33 @@ def _is_running(pid: int) -> bool:
         return False
 
 
+def _sysv_objects_with_key(key: int) -> list[str]:
+    left = []
+    for kind in ("shm", "sem", "msg"):
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        left += [f"{kind} {line.split()[1]}" for line in lines if int(line.split()[0]) == key]
+    return left
+
+
+def _keys_of(uid: int, name: str) -> int:
+    """How many keys named name the uid's user and user-session keyrings hold, looked up as that uid (root only)."""
+    if os.geteuid() != 0 or uid == 0:
+        return 0
+    pid = os.fork()
+    if pid == 0:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        os.setresuid(uid, uid, 0)
+        keyctl = 250 if os.uname().machine == "x86_64" else 219
+        found = sum(libc.syscall(keyctl, 10, ring, b"user", name.encode(), 0) >= 0 for ring in (-4, -5))
+        os._exit(found)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def _clean_up(setting: dict) -> None:
     """Whatever an attack managed is undone here, so a failed containment does not outlive the check."""
     tag = setting["tag"]
@@ -284,6 +377,8 @@ def _clean_up(setting: dict) -> None:
         path.unlink(missing_ok=True)
     for folder in ("/dev/shm", "/var/tmp", "/dev/mqueue"):
         Path(folder, f"escape-{tag}").unlink(missing_ok=True)
+    for flag in ("-M", "-S", "-Q"):  # SysV objects with the attack's key, if any were left on the host
+        subprocess.run(["ipcrm", flag, str(setting["ipc_key"])], capture_output=True, check=False)
     for key in ("planted_module", "planted_pth", "canary"):
         Path(setting[key]).unlink(missing_ok=True)
     shutil.rmtree(Path(setting["home_secret"]).parent, ignore_errors=True)
@@ -306,6 +401,8 @@ def render(rows: list[dict], device: str, seconds: float) -> str:
         f"Confinement the runs reported: filesystem_confined={str(details.get('filesystem_confined')).lower()}, "
         f"network_isolated={str(details.get('network_isolated')).lower()}, "
         f"landlock_abi={confinement.get('landlock_abi')}, scopes={confinement.get('scopes')}, "
+        f"ipc_isolated={str(confinement.get('ipc_isolated')).lower()}, "
+        f"own_session_keyring={str(confinement.get('own_session_keyring')).lower()}, "
         f"uid={confinement.get('uid')} ({confinement.get('uid_note')}), max_tasks={confinement.get('max_tasks')}, "
         f"CapEff={confinement.get('capabilities')}.",
         "",
