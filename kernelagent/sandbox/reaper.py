@@ -124,12 +124,9 @@ def _keyctl(*args: int) -> int:
 def clear_keyrings_of(uid: int) -> None:
     """Empty the kernel keyrings that belong to uid and outlive its processes (its user, user-session and persistent
     keyrings): keys a run added there would otherwise be readable by a later run given the same uid. Call as that
-    uid (real and effective). Nothing is done, and nothing created, when the uid never had a key."""
-    try:
-        with open("/proc/key-users", "rb") as f:
-            if not any(line.split(b":")[0].strip() == str(uid).encode() for line in f):
-                return
-    except OSError:
+    uid (real and effective). Naming those keyrings creates them, so nothing is done while the uid owns at most one
+    key (the run's own session keyring, gone with its processes): only a run that made keyrings of its own pays."""
+    if _keys_owned_by(uid) < 2:
         return
     for keyring in (_KEY_SPEC_USER_KEYRING, _KEY_SPEC_USER_SESSION_KEYRING):
         _keyctl(_KEYCTL_CLEAR, keyring)
@@ -137,6 +134,19 @@ def clear_keyrings_of(uid: int) -> None:
     if persistent >= 0:
         _keyctl(_KEYCTL_CLEAR, persistent)
         _keyctl(_KEYCTL_UNLINK, persistent, _KEY_SPEC_PROCESS_KEYRING)
+
+
+def _keys_owned_by(uid: int) -> int:
+    """The uid's key count in /proc/key-users ("UID: USAGE NKEYS/NIKEYS ..."); 0 when it has none or we cannot read."""
+    try:
+        with open("/proc/key-users", "rb") as f:
+            for line in f:
+                name, _, rest = line.partition(b":")
+                if name.strip() == str(uid).encode():
+                    return int(rest.split()[1].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _reveal(plan: list) -> None:
