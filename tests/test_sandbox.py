@@ -26,6 +26,7 @@ from conftest import (
 )
 
 from kernelagent.sandbox import SandboxLimits, SandboxResult, apply_limits_in_child, run_sandboxed, scrubbed_env
+from kernelagent.sandbox.reaper import landlock_abi
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
 
@@ -414,3 +415,28 @@ def test_a_gpu_run_keeps_our_uid_and_an_interpreter_run_gets_its_own(tmp_path):
     else:
         assert cpu.stdout.strip() == str(cpu.confinement["uid"]) != "0", cpu.tail()
         assert (tmp_path / "cpu").stat().st_uid == 0, "the folder is handed back after the run"
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
+def test_a_cold_module_run_cannot_execute_the_interpreter_again_and_its_output_has_no_name(tmp_path):
+    # The cold path must exec the interpreter to start; exec_layer takes that right back before the module runs.
+    (tmp_path / "again.py").write_text(
+        textwrap.dedent(
+            """
+            import glob, os, sys
+            loader = (glob.glob("/lib64/ld-linux*.so*") + glob.glob("/lib/ld-linux*.so*"))[0]
+            for argv in ([sys.executable, "-c", "pass"], [loader, sys.executable, "-c", "pass"]):
+                try:
+                    os.waitpid(os.posix_spawn(argv[0], argv, {}), 0)
+                    print("started", argv[0])
+                except OSError as err:
+                    print("refused", argv[0], err.errno)
+            print("stdout is", os.readlink("/proc/self/fd/1"))
+            """
+        )
+    )
+    env = {"PATH": os.environ["PATH"], "TRITON_INTERPRET": "1"}
+    result = run_sandboxed([PY, "-m", "again"], cwd=tmp_path, limits=SandboxLimits(timeout_s=60), env=env)
+    assert result.returncode == 0, result.tail()
+    assert "started" not in result.stdout and result.stdout.count("refused") == 2, result.stdout
+    assert str(tmp_path) not in result.stdout.splitlines()[-1], "the capture file must not be in the run's folder"

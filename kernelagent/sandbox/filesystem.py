@@ -75,6 +75,9 @@ def compilers_for_triton() -> tuple[str, ...]:
             found.append(os.path.realpath(path))
     found += [folder for folder in ("/usr/lib/gcc", "/usr/libexec/gcc") if os.path.isdir(folder)]
     found += [os.path.realpath(path) for path in ("/sbin/ldconfig.real",) if os.path.exists(path)]
+    # Triton's knobs for its NVIDIA tools (else the bundled ones, below).
+    knobs = ("TRITON_PTXAS_PATH", "TRITON_PTXAS_BLACKWELL_PATH", "TRITON_CUOBJDUMP_PATH", "TRITON_NVDISASM_PATH")
+    found += [os.path.realpath(os.environ[name]) for name in knobs if os.environ.get(name)]
     spec = importlib.util.find_spec("triton")
     if spec is not None and spec.origin:
         bundled = Path(spec.origin).parent / "backends" / "nvidia" / "bin"
