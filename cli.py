@@ -29,6 +29,7 @@ from kernelagent.executors import get_executor
 from kernelagent.graph.context import RunContext
 from kernelagent.llm.client import endpoint, preflight
 from kernelagent.progress import Progress, choose_mode
+from kernelagent.runs.paths import resolved_in_run
 from kernelagent.runs.store import RunStore
 from kernelagent.sandbox.slots import restrict_gpus
 from kernelagent.spec import load_problem
@@ -398,7 +399,7 @@ def _show(run_id: str, runs_dir: str) -> None:
     if meta.get("error"):
         typer.echo(f"  stopped by: {meta['error']}")
     if result_path.exists():
-        result = json.loads(result_path.read_text())
+        result = resolved_in_run(json.loads(result_path.read_text()), result_path.parent)
         for seed in result["seeds"]:
             typer.echo(f"  seed {seed['seed']}: {seed['outcome']} ({seed['rounds']} rounds)")
             for h in seed["history"]:

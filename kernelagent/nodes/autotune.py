@@ -12,7 +12,7 @@ from kernelagent.bench.autotune import autotune as sweep
 from kernelagent.graph.state import RunState
 from kernelagent.nodes.benchmark import cached, checks, incumbent, positioned, slim
 from kernelagent.nodes.common import run_context, store_of
-from kernelagent.runs.store import write_json
+from kernelagent.runs.paths import write_in_run
 from kernelagent.verify.front_door import Judging
 
 
@@ -36,7 +36,7 @@ def autotune(state: RunState, runtime: Runtime) -> dict:
         found.pop("code", None)
         return found
 
-    found = cached(store.path("timing", "autotune.json"), run_sweep)
+    found = cached(store, "timing/autotune.json", run_sweep)
     confirm = found.get("confirm") or {}
     summary = {"from": best["label"], "label": found.get("label"), "improved": bool(found.get("improved")),
                "trials": len(found.get("trials", [])), "reason": found.get("reason") or found.get("skipped"),
@@ -47,7 +47,7 @@ def autotune(state: RunState, runtime: Runtime) -> dict:
         label = f"{best['label']}+autotune({found['label']})"
         # The figure kept is the one from the call that timed it together with the incumbent, never the sweep's.
         tuned = positioned(confirm["winner"], label, found["path"], timing["reference"], timing["ceilings"])
-        write_json(store.path("timing", f"{label.replace('/', '_')}.json"), tuned)
+        write_in_run(store.root, store.path("timing", f"{label.replace('/', '_')}.json"), tuned)
         candidates.append(slim(tuned))
         update["incumbent"] = label
     return {"timing": {**timing, **update}}

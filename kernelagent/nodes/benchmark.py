@@ -16,7 +16,7 @@ from kernelagent.bench.stats import clears, pick, time_together
 from kernelagent.bench.timing import speedups, time_reference
 from kernelagent.graph.state import RunState
 from kernelagent.nodes.common import run_context, store_of
-from kernelagent.runs.store import read_json, write_json
+from kernelagent.runs.paths import read_in_run, write_in_run
 
 SKIPPED_ON_CPU = "timing needs a CUDA GPU; interpreter times are not speed"
 
@@ -32,12 +32,12 @@ def benchmark(state: RunState, runtime: Runtime) -> dict:
     harness = state["harness"]
     options = checks(run_context(runtime))
     reference = cached(
-        store.path("timing", "reference.json"),
+        store, "timing/reference.json",
         lambda: time_reference(harness, store.path("timing", "reference"), tf32=options["tf32"]),
     )
     if "eager_ms" not in reference:
         return {"timing": {"skipped": f"the reference could not be timed: {reference.get('error', 'unknown error')}"}}
-    limits = cached(store.path("timing", "ceilings.json"), ceilings)
+    limits = cached(store, "timing/ceilings.json", ceilings)
     seeds = [
         (f"seed{r['seed']}/round{r['rounds'] - 1}", r["candidate_path"]) for r in sorted(passing, key=lambda r: r["seed"])
     ]
@@ -59,7 +59,7 @@ def measure_all(store, items: list[tuple[str, str]], harness: dict, reference: d
     processes have differed by 14%). Each result carries its "interval" (bench/stats.py). Stored per label, so a
     resumed run reads them and never re-times. options: time_candidates' (tf32, rtol, atol, crosscheck)."""
     paths = {label: store.path("timing", f"{_slug(label)}.json") for label, _ in items}
-    results = {label: read_json(paths[label]) for label, _ in items}
+    results = {label: read_in_run(store.root, paths[label]) for label, _ in items}
     todo = [(label, path) for label, path in items if results[label] is None]
     if todo:
         folder = store.path("timing", "batch_" + "_".join(_slug(label) for label, _ in todo)[:80])
@@ -67,7 +67,7 @@ def measure_all(store, items: list[tuple[str, str]], harness: dict, reference: d
                               labels=[label for label, _ in todo], ceilings=limits, **options)
         for (label, path), one in zip(todo, timed, strict=True):
             results[label] = positioned(one, label, path, reference, limits)
-            write_json(paths[label], results[label])
+            write_in_run(store.root, paths[label], results[label])
     return [slim(results[label]) for label, _ in items]
 
 
@@ -96,11 +96,13 @@ def positioned(timed: dict, label: str, code_path: str, reference: dict, limits:
     return {**timed, **speedups(timed["ms"], reference), "roofline": position, "label": label, "path": code_path}
 
 
-def cached(path: Path, compute) -> dict:  # noqa: ANN001
-    value = read_json(path)
+def cached(store, name: str, compute) -> dict:  # noqa: ANN001
+    """The run file `name` (paths in it resolved where the run folder is now), else `compute()`, stored there."""
+    path = store.path(name)
+    value = read_in_run(store.root, path)
     if value is None:
         value = compute()
-        write_json(path, value)
+        write_in_run(store.root, path, value)
     return value
 
 
@@ -125,5 +127,5 @@ def challenge(store, label: str, code_path: str, holder: dict, harness: dict, re
     old, new = measure_all(store, items, harness, reference, limits, **options)
     if "ms" not in old or "ms" not in new:
         return new, old, {"clears": False, "how": "none", "why": f"not timed: {new.get('error') or old.get('error')}"}
-    decision = cached(store.path("timing", f"{slug}.decision.json"), lambda: clears(new, old, margin=margin))
+    decision = cached(store, f"timing/{slug}.decision.json", lambda: clears(new, old, margin=margin))
     return new, old, decision

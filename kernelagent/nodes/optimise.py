@@ -54,7 +54,7 @@ def optimise(state: RunState, runtime: Runtime) -> dict:
                                                                        "(comments and layout aside): not timed"}, timing)
     path = store.write_text(f"optimise/{task}.py", code)
     entry["path"] = str(path)
-    verdict = cached(store.path("optimise", f"{task}.verdict.json"), lambda: dict(Judging.of(ctx).verify(
+    verdict = cached(store, f"optimise/{task}.verdict.json", lambda: dict(Judging.of(ctx).verify(
         code, state["harness"], store.path("work", "optimise", task))))
     if not verdict["passed"]:
         return _record(history, entry | {"accepted": False, "outcome": f"rejected: {verdict['failure_class']}: "

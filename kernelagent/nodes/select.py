@@ -18,7 +18,7 @@ from kernelagent.graph.state import RunState
 from kernelagent.nodes.benchmark import checks, incumbent, measure_all
 from kernelagent.nodes.common import run_context, store_of
 from kernelagent.report import write_reports
-from kernelagent.runs.store import write_json
+from kernelagent.runs.paths import relative_in_run, write_in_run
 from kernelagent.verify.verifier import release
 
 
@@ -53,10 +53,11 @@ def select(state: RunState, runtime: Runtime) -> dict:
                      "rtol": ctx.rtol, "atol": ctx.atol, "allow_tf32": ctx.allow_tf32, "sizes": ctx.sizes},
         "tokens": token_totals(store.path("llm")),
     }
-    write_json(store.path("result.json"), result)
+    # The state keeps absolute paths (its checkpoints store them relative); the files name them from the run folder.
+    write_in_run(store.root, store.path("result.json"), result)
     write_reports(store.root)
     release(state["harness"])  # nothing is judged after select: its judge processes end with the run
-    store.update_meta(status=result["status"], winner=result["winner"])
+    store.update_meta(status=result["status"], winner=relative_in_run(result["winner"], store.root))
     return {"result": result}
 
 

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kernelagent.runs.paths import resolved_in_run
+
 EXCERPT_CHARS = 600
 ROUND_FILE = re.compile(r"round(\d+)\.verdict\.json$")
 SEED_DIR = re.compile(r"seed(\d+)$")
@@ -75,8 +77,8 @@ class RunReport:
 def load_run(run_dir: Path) -> RunReport:
     run_dir = Path(run_dir)
     # result.json is absent while a run is in flight or after a crash; run.json still names the problem and status.
-    result = _read_json(run_dir / "result.json")
-    meta = _read_json(run_dir / "run.json")
+    result = resolved_in_run(_read_json(run_dir / "result.json"), run_dir)
+    meta = resolved_in_run(_read_json(run_dir / "run.json"), run_dir)
     attempts = load_attempts(run_dir, result.get("seeds") or [])
     winner = result.get("winner")
     return RunReport(
@@ -184,11 +186,9 @@ def _winner_label(winner: dict | None) -> str | None:
 def _kernel_code(run_dir: Path, winner: dict | None) -> str | None:
     if (run_dir / "kernel.py").exists():
         return (run_dir / "kernel.py").read_text(errors="replace")
-    if winner and (label := _winner_label(winner)):
-        # Paths in result.json are absolute and go stale when a run folder is moved; look inside this folder.
-        candidate = run_dir / "seeds" / f"{label}.py"
-        if candidate.exists():
-            return candidate.read_text(errors="replace")
+    candidate = Path(winner["candidate_path"]) if winner and winner.get("candidate_path") else None
+    if candidate is not None and candidate.exists():  # resolved where the run folder is now (load_run)
+        return candidate.read_text(errors="replace")
     return None
 
 
