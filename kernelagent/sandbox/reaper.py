@@ -66,7 +66,7 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
     """
     if limits.isolate_network:
         _isolate_network()
-    ipc_isolated = _isolate_ipc()
+    ipc_isolated = getattr(limits, "isolate_ipc", True) and _isolate_ipc()
     uid = getattr(limits, "run_as_uid", None)
     if uid is not None and getattr(limits, "reveal", None):
         _reveal(limits.reveal)  # while still root, before the rules' paths are opened

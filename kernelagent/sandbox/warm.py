@@ -9,7 +9,6 @@ import atexit
 import itertools
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -27,9 +26,8 @@ from kernelagent.sandbox.runner import (
     _STOP_GRACE_S,
     SandboxLimits,
     SandboxResult,
-    _all_pids,
     _child_env,
-    _environ_of,
+    _kill_marked_processes_and_wait,
     _read_tail,
     _result_from,
     capture_files,
@@ -254,86 +252,6 @@ def _await_status(
     timed_out = time.monotonic() >= run_deadline
     sock.close()
     return True, {"leftovers_killed": _kill_marked_processes_and_wait(token, server_pid), "stopped": timed_out}
-
-
-def _kill_marked_processes_and_wait(token: str, server_pid: int | None = None) -> int:
-    """runner._kill_marked_processes, but return only once every killed process has really ended.
-
-    A dying process's environ reads empty as soon as its memory is detached, while it may still be tearing down a
-    large (torch-sized) address space; a pidfd turns readable only once it has exited. The server (a subreaper)
-    kills a dead supervisor's orphans too, possibly before our sweep sees their marker: those are found as
-    processes below it that are mid-exit (its children, or a dying candidate's own children not yet handed to it),
-    and waited for as well.
-    """
-    needle = f"{_MARKER_VAR}={token}".encode()
-    pidfds: dict[int, int] = {}
-    deadline = time.monotonic() + _STOP_GRACE_S
-    try:
-        while time.monotonic() < deadline:
-            found = [pid for pid in _all_pids() if needle in _environ_of(pid)]
-            if not found:
-                break
-            for pid in found:
-                _kill_pinned(pid, pidfds)
-            time.sleep(0.002)
-        for pid in _exiting_descendants_of(server_pid):
-            _kill_pinned(pid, pidfds)
-        for pidfd in pidfds.values():
-            if pidfd >= 0:
-                select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
-    finally:
-        for pidfd in pidfds.values():
-            if pidfd >= 0:
-                os.close(pidfd)
-    return len(pidfds)
-
-
-def _exiting_descendants_of(root: int | None) -> list[int]:
-    """Processes below `root` that are exiting: environ already gone, not yet a zombie. Live processes keep theirs.
-
-    Descendants, not only children: an orphan whose dying parent has not yet handed it to the subreaper is still
-    below that parent. (The likely cause of 2 failures in ~34 runs of tests/test_warm.py, where a process was still
-    alive after the run returned; 0 in 14 runs after the change.)"""
-    if root is None:
-        return []
-    parents, exiting = {}, []
-    for pid in _all_pids():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[pid] = int(fields[1])
-        if fields[0] != "Z" and not any(_environ_of(pid)):
-            exiting.append(pid)
-    return [pid for pid in exiting if _is_below(pid, root, parents)]
-
-
-def _is_below(pid: int, root: int, parents: dict[int, int]) -> bool:
-    seen = set()
-    while pid in parents and pid not in seen:  # a pid reused mid-scan could make a loop
-        seen.add(pid)
-        pid = parents[pid]
-        if pid == root:
-            return True
-    return False
-
-
-def _kill_pinned(pid: int, pidfds: dict[int, int]) -> None:
-    """SIGKILL pid through a pidfd kept open (so we can wait for its exit); plain kill where pidfds are missing."""
-    if pid not in pidfds:
-        try:
-            pidfds[pid] = os.pidfd_open(pid)
-        except ProcessLookupError:
-            return
-        except (AttributeError, OSError):
-            pidfds[pid] = -1
-    try:
-        if pidfds[pid] >= 0:
-            signal.pidfd_send_signal(pidfds[pid], signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _receive(sock: socket.socket, deadline: float) -> dict | None:
