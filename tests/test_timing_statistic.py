@@ -36,7 +36,7 @@ def test_piling_a_message_onto_one_call_is_never_timed_below_its_honest_cost(har
     # Refused (it reaches the harness's frames through ctypes) or timed: a median over calls would have put it near
     # 1% of the honest figure; per-message means keep it within the host clock's noise (a 3x margin on a loaded
     # 2-core machine).
-    refused = "ms" not in skewed and "refused in a candidate's process" in skewed.get("error", "")
+    refused = "ms" not in skewed and "may not: ctypes" in skewed.get("error", "")
     assert refused or skewed["ms"] > honest["ms"] / 3, skewed
 
 

@@ -72,6 +72,7 @@ class Slot:
     inputs: list  # the judge's shared tensors (numbers stay as they were lent)
     buffers: list  # one judge-owned buffer per tensor output; None for a Python output (not compared)
     expected: list | None = None  # the reference's outputs for the current contents; None once used unchecked
+    expected_high: list | None = None  # the float64 reference's, where it fits: the verifier's comparison
 
 
 @dataclass
@@ -265,10 +266,10 @@ class TimingSession:
         if done.get("error") and done.get("restart"):
             raise CandidateError(str(done["error"]), restart=True)  # the child exits: nothing more comes
         self_report = self._receive("checked", self.options.get("call_timeout_s", 120))
+        self._child_problems(done)  # first: a forward that failed on a refused act is a tamper, not a plain error
+        self._child_problems(self_report)
         if done.get("error"):
             raise CandidateError(str(done["error"]))
-        self._child_problems(done)
-        self._child_problems(self_report)
         claims = _claims(done.get("ms"), len(slots))
         launches = _claims(done.get("launches"), len(slots))
         if claims is None or launches is None:
@@ -293,10 +294,11 @@ class TimingSession:
 
     def _check(self, record: Record, slot: Slot, position: int) -> None:
         got = [b if b is not None else e for b, e in zip(slot.buffers, slot.expected, strict=True)]
-        comparison = compare_outputs(
+        high = slot.expected_high
+        comparison = compare_outputs(  # exactly as verification compares (judge._judge_draw)
             got,
-            slot.expected,
-            None,
+            high if high is not None else slot.expected,
+            slot.expected if high is not None else None,
             tf32=self.options.get("tf32", False),
             rtol=self.options.get("rtol"),
             atol=self.options.get("atol"),
@@ -517,11 +519,13 @@ class TimingSession:
     def _refresh(self, slot: Slot) -> None:
         """A fresh draw written into the slot in place (same memory, new contents), its expected outputs, NaN
         buffers: a cache keyed on pointers or on contents has never seen these inputs."""
-        inputs, _high, low = self.reference.draw(Draw("timing"), high=False)
+        # The float64 reference too: compared against the problem dtype's alone, an honest fp32 sum of 64M elements
+        # in another order failed its timed calls on the H200 while it had passed verification.
+        inputs, high, low = self.reference.draw(Draw("timing"))
         for shared, x in zip(slot.inputs, inputs, strict=True):
             if isinstance(shared, torch.Tensor):
                 shared.copy_(x)
-        slot.expected = low
+        slot.expected, slot.expected_high = low, high
         _poison(slot.buffers)
 
     def _own_flush_ms(self) -> float:

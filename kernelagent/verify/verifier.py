@@ -44,6 +44,10 @@ def child_env(*, interpret: bool, cache_dir: Path) -> dict[str, str]:
         "PYTHONPATH": pythonpath,
         "TRITON_CACHE_DIR": str(Path(cache_dir).resolve()),
         "PYTHONDONTWRITEBYTECODE": "1",
+        # One CPU thread: a candidate's work is on the device, and torch's OpenMP pool (started by a large
+        # nn.Linear's CPU initialisation: 31 threads on a 32-core H200 host) read as threads the candidate left.
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
     }
     if interpret:
         extra["TRITON_INTERPRET"] = "1"
@@ -84,8 +88,18 @@ def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | No
 # (benchmarks/cuda_confinement_probe.py) shows a confined candidate cannot init CUDA, launch Triton or map the judge's
 # tensors, set GPU_CONFINED = False and write the probe's finding in GPU_UNCONFINED_BECAUSE (verdicts record it).
 # KERNELAGENT_GPU_CONFINED=0 turns it off for one process (to measure its latency cost against the same machine).
-GPU_CONFINED = os.environ.get("KERNELAGENT_GPU_CONFINED", "1") != "0"
-GPU_UNCONFINED_BECAUSE = "" if GPU_CONFINED else "KERNELAGENT_GPU_CONFINED=0"
+# Off, on evidence: on an H200 (2026-11-30, driver of the nvidia-h200-x2 image, Landlock ABI 7) the probe's
+# confined candidate failed cudaGetDeviceCount with error 304 under filesystem.gpu_rules, with and without a uid of
+# its own or /dev/shm files; with every path writable CUDA initialised, so a write right CUDA needs is still missing
+# from gpu_rules, and Triton's `ldconfig -p` (a shell script wrapping ldconfig.real on Ubuntu) was not executable.
+# KERNELAGENT_GPU_CONFINED=1 turns it on for one process, to probe again.
+GPU_CONFINED = os.environ.get("KERNELAGENT_GPU_CONFINED", "0") == "1"
+GPU_UNCONFINED_BECAUSE = (
+    ""
+    if GPU_CONFINED
+    else "the H200 probe (benchmarks/cuda_confinement_probe.py, 2026-11-30): CUDA fails to initialise under "
+    "gpu_rules (error 304); a write right it needs is not found yet"
+)
 # GPU candidates keep the judge's uid: legacy CUDA IPC (how the judge lends tensors, verify/wire.py) fails between
 # different uids (measured on the H200), and the judge is started as the agent's uid (verify/judge_client.py).
 GPU_SAME_UID_BECAUSE = "legacy CUDA IPC (the judge's tensor loans) fails between uids; the judge runs as the agent"
