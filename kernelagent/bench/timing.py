@@ -139,28 +139,12 @@ def time_candidates(
     # slowed or broke its rivals' launches). Rounds interleave the candidates in a fresh shuffled order each.
     deadline = time.monotonic() + timeout_s
     per_round: dict[str, list[dict]] = {name: [] for name in names if name not in results}
-    for r in range(max(1, int(rounds))):
-        order = [name for name in per_round if name not in results]
-        if r:
-            random.shuffle(order)
-        for name in order:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                results[name] = {"error": "not timed: the batch ran out of time"}
-                continue
-            folder = _stage(workdir / Path(name).stem / f"round{r}")
-            (folder / name).write_text(codes[names.index(name)])
-            timed, _outcome = _run_batch(
-                folder, [name], {}, {"mode": "candidates", "tf32": tf32},
-                {**options, "abort_ms": abort_ms}, harness, left,
-            )
-            one = timed[name]
-            if "ms" not in one:
-                results[name] = one  # rejected or failed in any round: that is its result
-                continue
-            per_round[name].append(one)
-            if abort_ms is None and abort_factor and name == names[0] and r == 0:
-                abort_ms = abort_factor * one["ms"]  # the first candidate (the seed) sets the cap
+    # One GPU for the whole call, held across its processes: figures compared in one call come from one device, and
+    # a GPU that fails fails this call's candidates, never moves half of them elsewhere.
+    with gpu_placement(harness.get("device", "cuda"), exclusive=True):
+        for r in range(max(1, int(rounds))):
+            abort_ms = _time_round(r, names, codes, per_round, results, workdir, tf32, options, harness, deadline,
+                                   abort_ms, abort_factor)
     for name, rounds_of in per_round.items():
         if name not in results:
             results[name] = _merged(rounds_of)
@@ -168,6 +152,37 @@ def time_candidates(
     for i, result in enumerate(out):
         result.setdefault("label", labels[i] if labels else names[i])
     return out
+
+
+def _time_round(r, names, codes, per_round, results, workdir, tf32, options, harness, deadline, abort_ms,  # noqa: ANN001, ANN202, PLR0913
+                abort_factor):
+    """Round r: every candidate still in, each in a process of its own, in a shuffled order after the first round.
+    Returns the slowness cap (set by the first candidate's first figure when abort_factor is given)."""
+    order = [name for name in per_round if name not in results]
+    if r:
+        random.shuffle(order)
+    for name in order:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            results[name] = {"error": "not timed: the batch ran out of time"}
+            continue
+        folder = _stage(workdir / Path(name).stem / f"round{r}")
+        (folder / name).write_text(codes[names.index(name)])
+        timed, _outcome = _run_batch(
+            folder, [name], {}, {"mode": "candidates", "tf32": tf32}, {**options, "abort_ms": abort_ms}, harness, left
+        )
+        one = timed[name]
+        if "ms" not in one:
+            results[name] = one  # rejected or failed in any round: that is its result
+            if str(one.get("error", "")).startswith("not timed: GPU"):
+                for other in order:  # the call's GPU failed: the rest of this call is not timed elsewhere
+                    results.setdefault(other, dict(one))
+                return abort_ms
+            continue
+        per_round[name].append(one)
+        if abort_ms is None and abort_factor and name == names[0] and r == 0:
+            abort_ms = abort_factor * one["ms"]  # the first candidate (the seed) sets the cap
+    return abort_ms
 
 
 def _merged(rounds_of: list[dict]) -> dict:
