@@ -290,12 +290,45 @@ def _remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-class FolderWatch:
+class PolledLimit:
+    """A byte limit measured from outside at intervals, the measuring itself capped at _RSS_MAX_CPU_SHARE of a core;
+    the caller kills the run once over() says so. Subclasses say what they measure (_measure)."""
+
+    interval_s = _RSS_POLL_S
+
+    def __init__(self, limit_bytes: int | None, first_check_in_s: float = 0.0) -> None:
+        self.limit_bytes = limit_bytes
+        self.peak_bytes = 0
+        self._next_check = time.monotonic() + first_check_in_s
+
+    def wait_s(self, remaining_s: float) -> float:
+        """How long a caller may block before the next check is due (remaining_s when nothing is watched)."""
+        if self.limit_bytes is None:
+            return max(0.0, remaining_s)
+        return max(0.0, min(remaining_s, self._next_check - time.monotonic()))
+
+    def over(self) -> bool:
+        """Check now if a check is due; True when the run holds more than the limit."""
+        if self.limit_bytes is None or time.monotonic() < self._next_check:
+            return False
+        started = time.monotonic()
+        used, over = self._measure()
+        self._next_check = time.monotonic() + max(self.interval_s, (time.monotonic() - started) / _RSS_MAX_CPU_SHARE)
+        self.peak_bytes = max(self.peak_bytes, used)
+        return over
+
+    def _measure(self) -> tuple[int, bool]:
+        raise NotImplementedError
+
+
+class FolderWatch(PolledLimit):
     """A total size (and file count) for the run's disk use, which RLIMIT_FSIZE (per file) cannot give: its folder,
     the files its processes hold open after unlinking them (a candidate held 1.2 GiB that way while its folder
     summed 20 KiB) and the capture files of its stdout and stderr (`held`: descriptors of the watcher's). Polled, and
     the run is killed once over. A poll, not a quota: a fast writer may overshoot by what it writes in one interval
     (RLIMIT_FSIZE bounds each file meanwhile)."""
+
+    interval_s = _FOLDER_POLL_S
 
     def __init__(
         self,
@@ -306,25 +339,14 @@ class FolderWatch:
         tree_root: int | None = None,
         held: tuple[int, ...] = (),
     ) -> None:
-        self.folder, self.limit_bytes, self.max_files = folder, limit_bytes, max_files
+        super().__init__(limit_bytes, _FOLDER_POLL_S)
+        self.folder, self.max_files = folder, max_files
         self.tree_root, self.held = tree_root, held
-        self.peak_bytes = 0
-        self._next_check = time.monotonic() + _FOLDER_POLL_S
 
-    def wait_s(self, remaining_s: float) -> float:
-        if self.limit_bytes is None:
-            return max(0.0, remaining_s)
-        return max(0.0, min(remaining_s, self._next_check - time.monotonic()))
-
-    def over(self) -> bool:
-        if self.limit_bytes is None or time.monotonic() < self._next_check:
-            return False
-        started = time.monotonic()
+    def _measure(self) -> tuple[int, bool]:
         used, files = folder_usage(self.folder, self.max_files + 1)
         used += unlinked_bytes(self.tree_root, self.held)
-        self._next_check = time.monotonic() + max(_FOLDER_POLL_S, (time.monotonic() - started) / _RSS_MAX_CPU_SHARE)
-        self.peak_bytes = max(self.peak_bytes, used)
-        return used > self.limit_bytes or files > self.max_files
+        return used, used > self.limit_bytes or files > self.max_files
 
     def report(self) -> dict:
         return {"folder_peak_bytes": self.peak_bytes, "folder_limit_bytes": self.limit_bytes}
@@ -568,7 +590,7 @@ _LIBC: ctypes.CDLL | None = None
 # --------------------------------------------------------------------------- host-memory watchdog (also used warm)
 
 
-class MemoryWatch:
+class MemoryWatch(PolledLimit):
     """Polls the summed resident memory of every process below root (root itself not counted).
 
     RLIMIT_AS cannot be used on GPU runs (CUDA reserves a huge virtual address space), and RLIMIT_RSS is a no-op on
@@ -576,26 +598,12 @@ class MemoryWatch:
     """
 
     def __init__(self, root: int, limit_bytes: int | None) -> None:
-        self.root, self.limit_bytes = root, limit_bytes
-        self.peak_bytes = 0
-        self._next_check = time.monotonic()
+        super().__init__(limit_bytes)
+        self.root = root
 
-    def wait_s(self, remaining_s: float) -> float:
-        """How long a caller may block before the next check is due (remaining_s when nothing is watched)."""
-        if self.limit_bytes is None:
-            return max(0.0, remaining_s)
-        return max(0.0, min(remaining_s, self._next_check - time.monotonic()))
-
-    def over(self) -> bool:
-        """Check now if a check is due; True when the tree holds more than the limit."""
-        if self.limit_bytes is None or time.monotonic() < self._next_check:
-            return False
-        started = time.monotonic()
+    def _measure(self) -> tuple[int, bool]:
         used = tree_rss_bytes(self.root)
-        took = time.monotonic() - started
-        self._next_check = time.monotonic() + max(_RSS_POLL_S, took / _RSS_MAX_CPU_SHARE)
-        self.peak_bytes = max(self.peak_bytes, used)
-        return used > self.limit_bytes
+        return used, used > self.limit_bytes
 
     def report(self) -> dict:
         """The status fields both sandbox paths send back."""
