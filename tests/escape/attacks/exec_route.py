@@ -34,7 +34,7 @@ def spawn_unaudited(argv):
         -1,
         None,
     ]
-    pid = _posixsubprocess.fork_exec(*common, *([False] if sys.version_info < (3, 12) else []))
+    pid = _posixsubprocess.fork_exec(*common, False)  # allow_vfork: 23 arguments on Python 3.11 to 3.13
     os.close(err_w)
     failure = os.read(err_r, 4096)
     os.close(err_r)
