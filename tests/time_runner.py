@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kernelagent.bench import roofline, timing  # noqa: E402
+from kernelagent.bench import timing  # noqa: E402
+from kernelagent.bench.roofline import ceilings as measured_ceilings  # noqa: E402
 from kernelagent.verify import verifier  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def main() -> int:
             verdict = judge(code, harness, work / f"verify{i}", timeout_s=args.timeout)
             verdicts.append({k: verdict.get(k) for k in ("passed", "failure_class", "reason")})
         timed_harness = {**harness, "device": "cuda", "_test_clock": "host"} if args.device == "cpu" else harness
-        ceilings = None if args.device == "cpu" else roofline.ceilings()
+        ceilings = None if args.device == "cpu" else measured_ceilings()
         results = timing.time_candidates(codes, timed_harness, work / "timing", labels=[c.name for c in args.candidates],
                                          static_policy=not args.no_policy, ceilings=ceilings, rounds=args.rounds,
                                          timeout_s=args.timeout)
