@@ -3,6 +3,7 @@ others carry on, and the multi-GPU benchmark script end to end in its tiny CPU m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -112,23 +113,8 @@ def test_a_candidate_whose_gpu_fails_is_judged_on_another_and_the_verdict_names_
     harness = cpu_harness(tmp_path, prelude=GONE_ON_GPU_1)
     harness = {**harness, "device": "cuda"}  # candidates take slots; the judge itself runs on the CPU
     code = HONEST_ADD.read_text()
-    release = threading.Event()
-    got: list[str] = []
-
-    def hold() -> None:
-        with two_fake_gpus.acquire() as device:
-            got.append(device)
-            release.wait(180)
-
-    holder = threading.Thread(target=hold)
-    holder.start()  # a verification on "0": the next run goes to the least-loaded "1"
-    try:
-        while not got:
-            threading.Event().wait(0.01)
+    with _slot_held_elsewhere(two_fake_gpus):  # a verification on "0": the next run goes to the least-loaded "1"
         verdict = verifier.verify_reference_candidate(code, harness, tmp_path / "c1", timeout_s=180)
-    finally:
-        release.set()
-        holder.join(10)
     # Judged on "0": the judge there ran the candidate, whose launch then found no GPU driver on this CPU machine.
     assert verdict["failure_class"] == "runtime_error" and "drivers" in verdict["reason"], verdict
     assert verdict["details"]["gpu"] == "0" and verdict["details"]["import_s"] is not None
@@ -201,23 +187,30 @@ def test_a_timing_whose_gpu_fails_fails_only_its_candidates(two_fake_gpus, tmp_p
     from kernelagent.verify import verifier
 
     harness = {**cpu_harness(tmp_path, prelude=GONE_ON_GPU_1), "device": "cuda"}
+    with _slot_held_elsewhere(two_fake_gpus):  # a verification on "0": the timing takes "1", whose judge cannot start
+        results = timing.time_candidates([HONEST_ADD.read_text()] * 2, harness, tmp_path / "timing", timeout_s=180)
+    assert [r["error"].split(" (")[0] for r in results] == ["not timed: GPU 1 failed"] * 2, results
+    assert two_fake_gpus.device_failed("1", "again")  # the timing's failure counted: a second one retires "1"
+    verifier.release(harness)
+
+
+@contextlib.contextmanager
+def _slot_held_elsewhere(gpus: GpuSlots):  # noqa: ANN202
+    """Another thread holds a shared slot (the least-loaded GPU, "0") for as long as the block runs."""
     release = threading.Event()
     got: list[str] = []
 
     def hold() -> None:
-        with two_fake_gpus.acquire() as device:
+        with gpus.acquire() as device:
             got.append(device)
             release.wait(180)
 
     holder = threading.Thread(target=hold)
-    holder.start()  # a verification on "0": the timing takes "1", whose judge cannot start
+    holder.start()
     try:
         while not got:
             threading.Event().wait(0.01)
-        results = timing.time_candidates([HONEST_ADD.read_text()] * 2, harness, tmp_path / "timing", timeout_s=180)
+        yield got[0]
     finally:
         release.set()
         holder.join(10)
-    assert [r["error"].split(" (")[0] for r in results] == ["not timed: GPU 1 failed"] * 2, results
-    assert two_fake_gpus.device_failed("1", "again")  # the timing's failure counted: a second one retires "1"
-    verifier.release(harness)
