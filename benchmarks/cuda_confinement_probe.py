@@ -13,12 +13,15 @@ The lender is a separate forked process, started before any CUDA use; with --uid
 undumpable, as a judge sharing the candidates' uid would.
 
 Variants: "unconfined" (control), "confined" (the product's GPU rules, our uid), "confined+uid" (and the candidate and
-the lender as an unprivileged uid: the design for uid separation on the GPU), "confined+shm" (may also create files in
-/dev/shm), "confined+w:/" (everything writable: tells whether any Landlock rule at all is the trouble).
+the lender as an unprivileged uid: the design for uid separation on the GPU), "confined+uid, lender ours" (the
+candidate alone under that uid: can CUDA IPC cross uids?), "confined+w:/" (everything writable: tells whether any
+Landlock rule at all is the trouble), and "confined+w:/proc" and the like (which folder holds a missing write right).
 If "confined" fails, switch GPU confinement off in kernelagent/verify/verifier.py (GPU_CONFINED = False) and put the
 failing step and error in GPU_UNCONFINED_BECAUSE.
 Seen on an H100 (2026-11-25, the CPU rules only, no /dev/nvidia* write rule): every read-only variant failed CUDA init
-with error 304; only "w:/" worked.
+with error 304; only "w:/" worked. On an H200 (2026-11-30, with the driver's nodes writable) still error 304, and
+Triton could not run Ubuntu's ldconfig script under "w:/": gpu_rules now lets a run write its own threads' names
+(/proc/self/task) and runs get TRITON_LIBCUDA_PATH.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from kernelagent.sandbox.filesystem import libcuda_folder  # noqa: E402
 from kernelagent.sandbox.identity import reveal_plan  # noqa: E402
 from kernelagent.sandbox.reaper import _reveal, apply_limits_in_child  # noqa: E402
 from kernelagent.sandbox.runner import own_caches, with_filesystem_rules  # noqa: E402
@@ -48,9 +52,11 @@ VARIANTS = {
     "unconfined": {"confine": False},
     "confined": {"confine": True},
     "confined+uid": {"confine": True, "uid": PROBE_UID},
-    "confined+shm": {"confine": True, "extra_write": ["/dev/shm"]},
+    "confined+uid, lender ours": {"confine": True, "uid": PROBE_UID, "lender_uid": None},
     "confined+w:/": {"confine": True, "extra_write": ["/"]},
 }
+# Run only where "confined" fails and "w:/" works: which top-level folder holds the missing write right.
+NARROWING = {f"confined+w:{top}": {"confine": True, "extra_write": [top]} for top in ("/proc", "/dev", "/sys", "/tmp", "/run")}
 KERNEL = '''import triton
 import triton.language as tl
 
@@ -71,13 +77,21 @@ def main() -> int:
     if torch.cuda.is_initialized():
         raise SystemExit("CUDA must stay uninitialised in the probe's parent")
     results = [probe(name, VARIANTS[name]) for name in args.only]
-    verdict = {r["variant"]: all(r.get(step) == "ok" for step in ("cuda_init", "triton", "ipc")) for r in results}
+    verdict = {r["variant"]: works(r) for r in results}
+    if verdict.get("confined") is False and verdict.get("confined+w:/"):
+        narrowing = [probe(name, variant) for name, variant in NARROWING.items()]
+        results += narrowing
+        verdict |= {r["variant"]: works(r) for r in narrowing}
     summary = {"results": results, "works": verdict, "gpu_confinement_ok": verdict.get("confined", False)}
     text = json.dumps(summary, indent=1)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
     return 0
+
+
+def works(result: dict) -> bool:
+    return all(result.get(step) == "ok" for step in ("cuda_init", "triton", "ipc"))
 
 
 def probe(name: str, variant: dict) -> dict:
@@ -91,6 +105,8 @@ def probe(name: str, variant: dict) -> dict:
         (cwd / folder).mkdir()
     (cwd / "probe_kernel.py").write_text(KERNEL)
     own_caches(cwd, env)
+    if libcuda := libcuda_folder():
+        env["TRITON_LIBCUDA_PATH"] = libcuda  # as the sandbox's own child env has it (runner._child_env)
     limits = verifier.sandbox_limits("cuda", 120)
     limits = replace(limits, confine_filesystem=variant["confine"], unprivileged=False)
     limits = with_filesystem_rules(limits, cwd, env)
@@ -100,7 +116,8 @@ def probe(name: str, variant: dict) -> dict:
         limits = replace(limits, run_as_uid=uid, reveal=plan)
         for path in [cwd, *cwd.rglob("*")]:
             os.lchown(path, uid, uid)
-    lender_pid, handle = start_lender(uid, limits.reveal if uid is not None else ())
+    lender_uid = variant.get("lender_uid", uid)
+    lender_pid, handle = start_lender(lender_uid, limits.reveal if lender_uid is not None else ())
     result_r, result_w = os.pipe()
     pid = os.fork()
     if pid == 0:

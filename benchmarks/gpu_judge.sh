@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call for the judge on the GPU machine. Carry .whl (../shared/device/wheels.sh), .kb (a copy of
 # ../shared/kernelbench), .kbresults (an earlier call's kernelbench.jsonl, to continue it), .tpsite (the pinned
-# packages' files that tests/thirdparty reads, extracted from their wheels) and .attacks (outside attackers' files).
+# packages' files that tests/thirdparty reads, extracted from their wheels), .attacks (outside attackers' files) and
+# .raypack (Ray core for the multigpu step, benchmarks/pack_ray.sh).
 #   bash benchmarks/gpu_judge.sh smoke corpus+thirdparty+kernelbench latency
 #   bash benchmarks/gpu_judge.sh probe timing@1,dobench@1+escape@0,kernelbench@0
 # Arguments run in order; within one, branches joined with + run at the same time, steps joined with , run in
@@ -44,12 +45,12 @@ step() {
         --alone-workers "${KB_ALONE_WORKERS:-1}" --stop-after "$budget" --jsonl "$OUT/kernelbench.jsonl" --resume \
         --out "$OUT/kernelbench.md" > $LOGS/kernelbench.log 2>&1
       echo "kernelbench exit $?"; grep -c . "$OUT/kernelbench.jsonl"; sed -n 5,12p "$OUT/kernelbench.md" ;;
-    probe)  # can a confined candidate use CUDA, Triton and the judge's IPC? If not, the rest of the call runs unconfined
-      timeout ${PROBE_S:-180} python3 benchmarks/cuda_confinement_probe.py --out "$OUT/probe.json" > $LOGS/probe.log 2>&1
-      echo "probe exit $?"; tail -15 $LOGS/probe.log
-      python3 -c "import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))['gpu_confinement_ok'] else 1)" \
-        "$OUT/probe.json" 2>/dev/null || export KERNELAGENT_GPU_CONFINED=0
-      echo "KERNELAGENT_GPU_CONFINED=${KERNELAGENT_GPU_CONFINED:-1}" ;;
+    probe)  # can a confined candidate use CUDA, Triton and the judge's IPC? The rest of the call runs confined if so
+      timeout ${PROBE_S:-240} python3 benchmarks/cuda_confinement_probe.py --out "$OUT/probe.json" > $LOGS/probe.log 2>&1
+      echo "probe exit $?"
+      if python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print(d['works']); sys.exit(0 if d['gpu_confinement_ok'] else 1)" \
+        "$OUT/probe.json"; then export KERNELAGENT_GPU_CONFINED=1; else export KERNELAGENT_GPU_CONFINED=0; tail -40 $LOGS/probe.log; fi
+      echo "KERNELAGENT_GPU_CONFINED=$KERNELAGENT_GPU_CONFINED" ;;
     timing)
       timeout ${TIMING_S:-300} python3 benchmarks/timing_attacks.py --out "$OUT/timing-attacks-gpu.md" > $LOGS/timing.log 2>&1
       echo "timing attacks exit $?"; sed -n 1,12p "$OUT/timing-attacks-gpu.md" ;;
@@ -59,6 +60,18 @@ step() {
     escape)
       timeout ${ESCAPE_S:-240} python3 tests/escape/run.py --device cuda --out "$OUT/sandbox-gpu.md" > $LOGS/escape.log 2>&1
       echo "escape exit $?"; sed -n 1,8p "$OUT/sandbox-gpu.md" ;;
+    repeat)  # the same kernels timed twice in separate timing calls: do the medians fall in each other's interval?
+      timeout ${REPEAT_S:-300} python3 benchmarks/timing_repeat.py --out "$OUT/timing-repeat.md" > $LOGS/repeat.log 2>&1
+      echo "repeat exit $?"; grep "^|" "$OUT/timing-repeat.md" ;;
+    multigpu)  # the suite on 1 GPU, on every GPU, and through Ray (if .raypack is carried: benchmarks/pack_ray.sh)
+      if [ -f .raypack/ray-core.tar.xz ]; then
+        mkdir -p /tmp/raysite && tar -C /tmp/raysite -xJf .raypack/ray-core.tar.xz \
+          && python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/raysite .raypack/*.whl \
+          && export PYTHONPATH=$PYTHONPATH:/tmp/raysite
+      fi
+      timeout ${MULTIGPU_S:-560} python3 benchmarks/multi_gpu.py --budget ${MULTIGPU_BUDGET:-500} ${MULTIGPU_ARGS:-} \
+        --out "$OUT/multi-gpu.md" > $LOGS/multigpu.log 2>&1
+      echo "multigpu exit $?"; cat "$OUT/multi-gpu.md" 2>/dev/null | head -60 ;;
     tpdetails)
       timeout 200 python3 tests/thirdparty/build.py --device cuda --details --only ${TP_ONLY:-unsloth_rms_norm fla_sigmoid} \
         > $LOGS/tpdetails.log 2>&1; echo "tpdetails exit $?"; grep -E "False|❌" $LOGS/tpdetails.log | head ;;

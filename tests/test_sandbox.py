@@ -440,3 +440,26 @@ def test_a_cold_module_run_cannot_execute_the_interpreter_again_and_its_output_h
     assert result.returncode == 0, result.tail()
     assert "started" not in result.stdout and result.stdout.count("refused") == 2, result.stdout
     assert str(tmp_path) not in result.stdout.splitlines()[-1], "the capture file must not be in the run's folder"
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="this kernel has no Landlock")
+def test_a_gpu_run_may_name_its_own_threads_and_no_other_process_s(tmp_path):
+    # cuInit names its threads through /proc/<pid>/task/<tid>/comm and fails with error 304 if it may not (H200).
+    code = """
+        import os, threading
+        done = threading.Event()
+        worker = threading.Thread(target=done.wait)
+        worker.start()
+        for path in (f"/proc/self/task/{worker.native_id}/comm", f"/proc/{os.getppid()}/task/{os.getppid()}/comm"):
+            try:
+                with open(path, "w") as comm:
+                    comm.write("named")
+                print("wrote", path.split("/")[2] == "self")
+            except OSError as err:
+                print("refused", path.split("/")[2] == "self", err.errno)
+        done.set()
+        worker.join()
+        """
+    runs = {gpu: run_py(code, tmp_path, gpu=gpu, unprivileged=False, timeout_s=60) for gpu in (True, False)}
+    assert runs[True].stdout.splitlines() == ["wrote True", "refused False 13"], runs[True].tail()
+    assert runs[False].stdout.splitlines() == ["refused True 13", "refused False 13"], runs[False].tail()

@@ -67,14 +67,14 @@ def executables(*, gpu: bool) -> tuple[str, ...]:
 @functools.cache
 def compilers_for_triton() -> tuple[str, ...]:
     """Real paths of what Triton (3.x, NVIDIA backend) executes on a GPU: its bundled ptxas/cuobjdump/nvdisasm,
-    the C compiler that builds its launcher (cc/gcc/clang, with gcc's cc1, collect2, as and ld), and ldconfig (to
-    find libcuda). Resolved once, before any candidate code runs."""
+    the C compiler that builds its launcher (cc/gcc/clang, with gcc's cc1, collect2, as and ld). Not ldconfig: Ubuntu's
+    is a shell script, and confined runs are told where libcuda lies instead (libcuda_folder). Resolved once, before
+    any candidate code runs."""
     found: list[str] = []
-    for name in ("cc", "gcc", "clang", "as", "ld", "ldconfig"):
+    for name in ("cc", "gcc", "clang", "as", "ld"):
         if path := shutil.which(name, path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin"):
             found.append(os.path.realpath(path))
     found += [folder for folder in ("/usr/lib/gcc", "/usr/libexec/gcc") if os.path.isdir(folder)]
-    found += [os.path.realpath(path) for path in ("/sbin/ldconfig.real",) if os.path.exists(path)]
     # Triton's knobs for its NVIDIA tools (else the bundled ones, below).
     knobs = ("TRITON_PTXAS_PATH", "TRITON_PTXAS_BLACKWELL_PATH", "TRITON_CUOBJDUMP_PATH", "TRITON_NVDISASM_PATH")
     found += [os.path.realpath(os.environ[name]) for name in knobs if os.environ.get(name)]
@@ -97,11 +97,32 @@ def gpu_rules() -> tuple[list[str], list[str]]:
     the driver's device nodes read-write (every CUDA call is an ioctl on them; ioctls stay allowed, as Landlock's
     IOCTL_DEV right is not handled), the driver's libraries and /sys, /proc/driver/nvidia read-only (already in the
     system rules), and /dev/shm for existing files only: torch's CUDA IPC opens the lender's reference-count file
-    there by name, but a candidate may not create files that would outlive it. HOME (CUDA's JIT cache) and TMPDIR
-    lie in the run's folder. benchmarks/cuda_confinement_probe.py checks these on a GPU machine."""
+    there by name, but a candidate may not create files that would outlive it. The run's own threads' files too
+    (/proc/self/task, resolved by the child when it applies the rules, so no other process's): cuInit names the
+    driver's threads by writing /proc/<pid>/task/<tid>/comm and fails with error 304 (cudaErrorOperatingSystem) if
+    it may not, as it did on the H200 under the rules without it. HOME (CUDA's JIT cache) and TMPDIR lie in the
+    run's folder. benchmarks/cuda_confinement_probe.py checks these on a GPU machine."""
     nodes = sorted(glob.glob("/dev/nvidia*")) + sorted(glob.glob("/dev/nvidia-caps/*"))
-    readable = ["dir:/dev/nvidia-caps", "rw-files:/dev/shm"]
+    readable = ["dir:/dev/nvidia-caps", "rw-files:/dev/shm", f"rw-files:{OWN_THREADS}"]
     return readable, [node for node in nodes if not os.path.isdir(node)]
+
+
+OWN_THREADS = "/proc/self/task"
+
+
+@functools.cache
+def libcuda_folder() -> str | None:
+    """The folder of libcuda.so, found once by Triton's own lookup in this unconfined process, for confined GPU runs
+    (TRITON_LIBCUDA_PATH): Triton otherwise runs `ldconfig -p`, a shell script on Ubuntu, and a confined run may not
+    execute a shell (on the H200 Triton failed there). None where no driver is found."""
+    try:
+        from triton.backends.nvidia.driver import libcuda_dirs  # noqa: PLC0415 - GPU runs only
+
+        folders = [folder for folder in libcuda_dirs() if os.path.isdir(folder)]
+    except Exception:  # noqa: BLE001 - no driver, or a Triton without this lookup: the run then finds its own way
+        return None
+    with_link = [folder for folder in folders if os.path.exists(os.path.join(folder, "libcuda.so"))]
+    return (with_link or folders or [None])[0]
 
 
 @functools.cache  # the same for every run of this process: kept off the per-candidate path

@@ -498,7 +498,15 @@ def _allow(libc: ctypes.CDLL, ruleset: int, path: str, access: int) -> None:
         rule = struct.pack("=Qi", access, fd)  # struct landlock_path_beneath_attr is packed
         libc.syscall(_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, ctypes.c_char_p(rule), 0)
     finally:
-        os.close(fd)
+        if path.startswith("/proc/self/"):
+            _PINNED.append(fd)
+        else:
+            os.close(fd)
+
+
+# A rule binds to an inode, and procfs gives a folder looked up afresh a new one: a run's own /proc/self/... folder
+# stays pinned (its descriptor open for the run's life) so that the rule on it keeps matching.
+_PINNED: list[int] = []
 
 
 def cpu_seconds_for(limits: SandboxLimits) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from kernelagent.sandbox.filesystem import confinement_rules, program_loader
+from kernelagent.sandbox.filesystem import confinement_rules, libcuda_folder, program_loader
 from kernelagent.sandbox.identity import reveal_plan, run_identity
 from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for, memory_note
 from kernelagent.sandbox.sizing import run_memory_bytes
@@ -308,6 +308,8 @@ def _child_env(cwd: Path, env: Mapping[str, str] | None) -> dict[str, str]:
     # Output printed just before a timeout kill would otherwise die in a buffer.
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     child_env[_MARKER_VAR] = os.urandom(8).hex()
+    if gpu_run(child_env) and "TRITON_LIBCUDA_PATH" not in child_env and (libcuda := libcuda_folder()):
+        child_env["TRITON_LIBCUDA_PATH"] = libcuda  # so Triton need not run ldconfig, which no run may execute
     for var in ("HOME", "TMPDIR"):
         Path(child_env[var]).mkdir(parents=True, exist_ok=True)
     return child_env

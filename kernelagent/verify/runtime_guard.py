@@ -201,7 +201,7 @@ REFUSED_EVENTS = frozenset(
 
 
 class AllowedPrograms:
-    """The programs Triton runs itself (its ptxas, the C compiler for its launcher, ldconfig to find libcuda), by
+    """The programs Triton runs itself (its ptxas, the C compiler for its launcher), by
     real path and inode, resolved before any candidate code runs: a name proves nothing (a link named `cc` to the
     interpreter started a Python without this hook). The same list is all Landlock lets the run execute
     (filesystem.executables); this check only names the refusal in the evidence."""
