@@ -180,6 +180,7 @@ def candidate(name: str, limits, env: dict, cwd: Path, handle: str) -> dict:  # 
     try:
         report["confinement"] = apply_limits_in_child(limits)
         os.environ.update(env)
+        tempfile.tempdir = None  # the parent's /tmp was cached by mkdtemp above; as the fork server does, re-read TMPDIR
         os.chdir(cwd)
         sys.path.insert(0, str(cwd))
     except BaseException:  # noqa: B036

@@ -463,3 +463,41 @@ def test_a_gpu_run_may_name_its_own_threads_and_no_other_process_s(tmp_path):
     runs = {gpu: run_py(code, tmp_path, gpu=gpu, unprivileged=False, timeout_s=60) for gpu in (True, False)}
     assert runs[True].stdout.splitlines() == ["wrote True", "refused False 13"], runs[True].tail()
     assert runs[False].stdout.splitlines() == ["refused True 13", "refused False 13"], runs[False].tail()
+
+
+@pytest.fixture
+def compiler_lookups_cleared():
+    from kernelagent.sandbox import filesystem
+
+    caches = (filesystem.compilers_for_triton, filesystem.script_interpreters, filesystem._compiler_programs)
+    for cache in caches:
+        cache.cache_clear()
+    yield
+    for cache in caches:
+        cache.cache_clear()
+
+
+@pytest.mark.skipif(landlock_abi() < 1 or not shutil.which("gcc"), reason="needs Landlock and gcc")
+def test_a_compiler_wrapped_in_a_script_runs_confined_and_its_shell_is_never_allowed_by_name(
+    tmp_path, monkeypatch, compiler_lookups_cleared
+):
+    # The H200 image's $CC (/opt/gcc/bin/gcc) was refused at exec under the GPU rules: Triton builds its launcher
+    # with $CC first, and a script runs only if its interpreter may run too.
+    from kernelagent.sandbox.filesystem import compilers_for_triton, script_interpreters
+    from kernelagent.verify.runtime_guard import AllowedPrograms
+
+    toolchain = tmp_path / "toolchain" / "bin"
+    toolchain.mkdir(parents=True)
+    wrapper = toolchain / "gcc"
+    wrapper.write_text(f"#!/bin/sh\nexec {shutil.which('gcc')} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    shell = os.path.realpath("/bin/sh")
+    assert str(wrapper) in compilers_for_triton() and script_interpreters() == (shell,)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    allowed = AllowedPrograms()
+    assert allowed.allows(str(wrapper), None) and not allowed.allows("/bin/sh", None)
+    (tmp_path / "run").mkdir()
+    code = f"import subprocess; print(subprocess.run([{str(wrapper)!r}, '--version'], capture_output=True).returncode)"
+    result = run_py(code, tmp_path / "run", gpu=True, unprivileged=False, timeout_s=60)
+    assert result.stdout.strip() == "0", result.tail()

@@ -67,14 +67,13 @@ def executables(*, gpu: bool) -> tuple[str, ...]:
 @functools.cache
 def compilers_for_triton() -> tuple[str, ...]:
     """Real paths of what Triton (3.x, NVIDIA backend) executes on a GPU: its bundled ptxas/cuobjdump/nvdisasm,
-    the C compiler that builds its launcher (cc/gcc/clang, with gcc's cc1, collect2, as and ld). Not ldconfig: Ubuntu's
-    is a shell script, and confined runs are told where libcuda lies instead (libcuda_folder). Resolved once, before
-    any candidate code runs."""
-    found: list[str] = []
-    for name in ("cc", "gcc", "clang", "as", "ld"):
-        if path := shutil.which(name, path=os.environ.get("PATH", "") + ":/sbin:/usr/sbin"):
-            found.append(os.path.realpath(path))
-    found += [folder for folder in ("/usr/lib/gcc", "/usr/libexec/gcc") if os.path.isdir(folder)]
+    the C compiler that builds its launcher ($CC, which Triton prefers, else cc/gcc/clang on PATH, with the
+    programs gcc runs from its own installation: cc1, collect2, as, ld) and the interpreter of any of them that is
+    a script (a wrapper script is denied at exec unless its interpreter may run too: on the H200, /opt/gcc/bin/gcc
+    was refused). Not ldconfig: Ubuntu's is a shell script, and confined runs are told where libcuda lies instead
+    (libcuda_folder). Resolved once, before any candidate code runs, from files alone (no program is run)."""
+    programs = _compiler_programs()
+    found = [*programs, *(folder for path in programs for folder in _compiler_folders(path)), *script_interpreters()]
     # Triton's knobs for its NVIDIA tools (else the bundled ones, below).
     knobs = ("TRITON_PTXAS_PATH", "TRITON_PTXAS_BLACKWELL_PATH", "TRITON_CUOBJDUMP_PATH", "TRITON_NVDISASM_PATH")
     found += [os.path.realpath(os.environ[name]) for name in knobs if os.environ.get(name)]
@@ -84,6 +83,51 @@ def compilers_for_triton() -> tuple[str, ...]:
         if bundled.is_dir():
             found.append(str(bundled))
     return tuple(dict.fromkeys(found))
+
+
+@functools.cache
+def script_interpreters() -> tuple[str, ...]:
+    """The interpreters of the compilers that are scripts: Landlock must let them run (the kernel execs them for
+    the script), but nothing may start them by name (runtime_guard.AllowedPrograms leaves them out)."""
+    found = [interpreter for path in _compiler_programs() if (interpreter := _script_interpreter(path))]
+    return tuple(dict.fromkeys(found))
+
+
+@functools.cache
+def _compiler_programs() -> tuple[str, ...]:
+    """Real paths of $CC (Triton's first choice) and of cc, gcc, clang, as and ld on PATH."""
+    search = os.environ.get("PATH", "") + ":/sbin:/usr/sbin"
+    named = [os.environ["CC"]] if os.environ.get("CC") else []
+    named += [path for name in ("cc", "gcc", "clang", "as", "ld") if (path := shutil.which(name, path=search))]
+    programs = [os.path.realpath(shutil.which(path, path=search) or path) for path in named]
+    return tuple(dict.fromkeys(path for path in programs if os.path.isfile(path)))
+
+
+def _compiler_folders(program: str) -> list[str]:
+    """Where a compiler at PREFIX/bin keeps the programs it runs (gcc: PREFIX/libexec/gcc, PREFIX/lib/gcc; as and ld
+    beside it), for /usr and for a toolchain of its own such as /opt/gcc."""
+    prefix = Path(program).parent.parent
+    folders = [prefix / "libexec" / "gcc", prefix / "lib" / "gcc"]
+    tools = [prefix / "bin" / tool for tool in ("as", "ld")]
+    return [str(path) for path in folders if path.is_dir()] + [os.path.realpath(t) for t in tools if t.is_file()]
+
+
+def _script_interpreter(program: str) -> str | None:
+    """The real path of the interpreter a script names on its #! line (through /usr/bin/env too), else None."""
+    try:
+        with open(program, "rb") as file:
+            first = file.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    if not words:
+        return None
+    if Path(words[0]).name == "env" and len(words) > 1:
+        found = shutil.which(words[1])
+        return os.path.realpath(found) if found else None
+    return os.path.realpath(words[0])
 
 
 @functools.cache

@@ -207,12 +207,12 @@ class AllowedPrograms:
     (filesystem.executables); this check only names the refusal in the evidence."""
 
     def __init__(self) -> None:
-        from kernelagent.sandbox.filesystem import executables
+        from kernelagent.sandbox.filesystem import executables, script_interpreters
 
         gpu = os.environ.get("TRITON_INTERPRET", "").strip().lower() not in ("1", "true", "on", "yes", "y")
         self._files: dict[str, tuple[int, int]] = {}
         self._folders: list[str] = []
-        for path in executables(gpu=gpu):
+        for path in set(executables(gpu=gpu)) - set(script_interpreters()):  # a shell runs a script, never by name
             if os.path.isdir(path):
                 self._folders.append(path.rstrip("/") + "/")
             elif (identity := _identity(path)) is not None:

@@ -88,17 +88,19 @@ def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | No
 # (benchmarks/cuda_confinement_probe.py) shows a confined candidate cannot init CUDA, launch Triton or map the judge's
 # tensors, set GPU_CONFINED = False and write the probe's finding in GPU_UNCONFINED_BECAUSE (verdicts record it).
 # KERNELAGENT_GPU_CONFINED=0 turns it off for one process (to measure its latency cost against the same machine).
-# Off, on evidence: on an H200 (2026-11-30, driver of the nvidia-h200-x2 image, Landlock ABI 7) the probe's
-# confined candidate failed cudaGetDeviceCount with error 304 under filesystem.gpu_rules, with and without a uid of
-# its own or /dev/shm files; with every path writable CUDA initialised, so a write right CUDA needs is still missing
-# from gpu_rules, and Triton's `ldconfig -p` (a shell script wrapping ldconfig.real on Ubuntu) was not executable.
-# KERNELAGENT_GPU_CONFINED=1 turns it on for one process, to probe again.
+# Off, on evidence, until a probe on a GPU machine passes all three steps. H200 probes (nvidia-h200-x2 image, Landlock
+# ABI 7): on 2026-11-30 01:10 CUDA failed to initialise (error 304): cuInit names its threads through
+# /proc/<pid>/task/<tid>/comm, which gpu_rules now allows for the run's own threads. At 02:10, with that rule, CUDA
+# initialised and the judge's IPC loan mapped under confinement (also with candidate and lender under one unprivileged
+# uid); Triton's launcher build still failed, on the probe's own cached /tmp and on the image's $CC
+# (/opt/gcc/bin/gcc), which compilers_for_triton now allows with its programs and script interpreter. Not yet
+# re-probed. KERNELAGENT_GPU_CONFINED=1 turns it on for one process, to probe again (gpu_judge.sh's probe step does).
 GPU_CONFINED = os.environ.get("KERNELAGENT_GPU_CONFINED", "0") == "1"
 GPU_UNCONFINED_BECAUSE = (
     ""
     if GPU_CONFINED
-    else "the H200 probe (benchmarks/cuda_confinement_probe.py, 2026-11-30): CUDA fails to initialise under "
-    "gpu_rules (error 304); a write right it needs is not found yet"
+    else "the H200 probe (benchmarks/cuda_confinement_probe.py, 2026-11-30): under gpu_rules CUDA initialises and "
+    "maps the judge's loans, but Triton's launcher build failed; fixed since, not yet re-probed on a GPU"
 )
 # GPU candidates keep the judge's uid: legacy CUDA IPC (how the judge lends tensors, verify/wire.py) fails between
 # different uids (measured on the H200), and the judge is started as the agent's uid (verify/judge_client.py).
