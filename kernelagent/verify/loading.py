@@ -27,13 +27,16 @@ class InterfaceError(Exception):
 
 
 def build_model(entry: type, init: dict, device: str, dtype: str | None):  # noqa: ANN201 - an nn.Module
-    """ModelNew exactly as the verifier and the timer build it: the reference's init inputs and seed, its
-    state_dict loaded strictly, then device and dtype."""
+    """ModelNew exactly as the verifier and the timer build it: the reference's init inputs and seed, constructed
+    under the device (as the judge builds Model: KernelBench's 2-billion-parameter MLP, built on the host first,
+    held 6 GiB of host memory in the candidate and was killed by the per-run limit), its state_dict loaded strictly,
+    then device and dtype."""
     import torch
 
     torch.manual_seed(init["seed"])
     try:
-        model = entry(*init["init_inputs"])
+        with torch.device(device):  # parameters made where they will live, never on the host first
+            model = entry(*init["init_inputs"])
     except Exception as err:
         raise InterfaceError(f"ModelNew(*get_init_inputs()) failed: {type(err).__name__}: {err}") from err
     try:

@@ -58,7 +58,9 @@ class Reference:
         self.lock = threading.Lock()  # global RNG, module-level size constants and the reference's own state
         init_inputs = list(self.problem.get_init_inputs())
         torch.manual_seed(secrets.randbits(63))
-        model = self.problem.Model(*init_inputs).to(self.device).eval()
+        with torch.device(self.device):  # parameters made on the device: a 2-billion-parameter MLP took 12 s and
+            model = self.problem.Model(*init_inputs)  # 9 GiB of host memory when built on the host first
+        model = model.to(self.device).eval()
         state = {k: v.detach() for k, v in model.state_dict().items()}
         if self.low is not None:
             # The candidate gets weights rounded to the low precision; both references use the rounded values.
