@@ -42,7 +42,7 @@ step() {
       [ -f .kbresults/kernelbench.jsonl ] && cp .kbresults/kernelbench.jsonl "$OUT/kernelbench.jsonl"
       budget=$(left)
       timeout $((budget + 30)) python3 benchmarks/kernelbench_judge.py --root .kb --workers "${KB_WORKERS:-4}" \
-        --alone-workers "${KB_ALONE_WORKERS:-1}" --stop-after "$budget" --jsonl "$OUT/kernelbench.jsonl" --resume \
+        --alone-workers "${KB_ALONE_WORKERS:-1}" --stop-after "$budget" --jsonl "$OUT/kernelbench.jsonl" --resume ${KB_ARGS:-} \
         --out "$OUT/kernelbench.md" > $LOGS/kernelbench.log 2>&1
       echo "kernelbench exit $?"; grep -c . "$OUT/kernelbench.jsonl"; sed -n 5,12p "$OUT/kernelbench.md" ;;
     probe)  # can a confined candidate use CUDA, Triton and the judge's IPC? The rest of the call runs confined if so

@@ -182,13 +182,16 @@ def main() -> int:
     parser.add_argument("--jsonl", type=Path, default=Path("kernelbench-judge.jsonl"))
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--resume", action="store_true", help="skip problems already in --jsonl")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="with --resume, judge again the problems whose rows are not fully judged (after a fix)")
     parser.add_argument("--alone-workers", type=int, default=1,
                         help="problems at a time in the pass that retries out-of-memory ones (one per GPU)")
     parser.add_argument("--stop-after", type=float, default=None, help="start no new problem after this many seconds")
     args = parser.parse_args()
     done = _read_rows(args.jsonl) if args.resume else []
-    if any(_out_of_memory(r) for r in done):  # another try, alone on a GPU if it fails again side by side
-        done = [r for r in done if not _out_of_memory(r)]
+    retry = (lambda r: not r.get("numerics_ok")) if args.retry_failed else _out_of_memory
+    if any(retry(r) for r in done):  # another try (out of memory: alone on a GPU if it fails again side by side)
+        done = [r for r in done if not retry(r)]
         args.jsonl.write_text("".join(json.dumps(r) + "\n" for r in done))
     seen = {(r["level"], r["problem"]) for r in done}
     todo = [p for p in problems(args.root, args.levels) if (p.parent.name, p.stem) not in seen][: args.limit]
