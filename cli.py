@@ -485,7 +485,8 @@ def _bench(folder, resume_suite, suite_id, runs_dir, parallel, given, filters, s
 def _print_suite_event(event: str, data: dict) -> None:
     if event == "finished":
         note = f" ({data['error'][:120]})" if data.get("error") else ""
-        typer.echo(f"  {data['key']}: {data['status']}{note}")
+        took = f" in {data['wall_s']:.0f} s" if data.get("wall_s") is not None else ""
+        typer.echo(f"  {data['key']}: {data['status']}{took}{note}")
     elif event == "skipped":
         typer.echo(f"  {data['key']}: {data['status']} (already finished)")
 

@@ -166,10 +166,14 @@ def run_config(
     (work / f"{suite_id}.log").write_text(log)
     table = json.loads((suite_dir / "table.json").read_text()) if (suite_dir / "table.json").exists() else {}
     rows = [problem_summary(row, suite_dir) for row in table.get("rows", [])]
+    suite_file = suite_dir / "suite.json"
+    entries = json.loads(suite_file.read_text()).get("problems", []) if suite_file.exists() else []
+    # Written as each problem ends, so a run stopped by the budget still tells where its time went.
+    walls = {e["key"]: {"status": e.get("status"), "wall_s": e.get("wall_s")} for e in entries}
     if status != "ok":
         print(log[-3000:], file=sys.stderr)
     return result | {"status": status, "wall_s": round(wall_s, 2), "utilisation": utilisation, "rows": rows,
-                     "gpu_totals": table.get("summary", {}).get("gpus", {})}
+                     "problem_walls": walls, "gpu_totals": table.get("summary", {}).get("gpus", {})}
 
 
 def run_bench(command: list[str], env: dict[str, str], timeout_s: float) -> tuple[str, str]:
@@ -292,8 +296,25 @@ def render(args: argparse.Namespace, gpus: list[str], results: list[dict]) -> st
         label = r["name"] + ("" if r["measured"] else " (not measured)")
         status = r["status"] + (f" ({r['note']})" if r.get("note") else "")
         lines.append(f"| {label} | {status} | {r['wall_s']:.1f} | {ratio} | {util} | {peak} |")
-    lines += ["", *placement_lines(results), "", *agreement_lines(measured)]
+    lines += ["", *problem_wall_lines(results), *placement_lines(results), "", *agreement_lines(measured)]
     return "\n".join(lines) + "\n"
+
+
+def problem_wall_lines(results: list[dict]) -> list[str]:
+    """Each problem's wall time in each run, from suite.json (also for a run the budget stopped)."""
+    keys = list(dict.fromkeys(k for r in results for k in (r.get("problem_walls") or {})))
+    if not keys:
+        return []
+    lines = ["## Per problem (wall s and status, from each suite's suite.json)", "",
+             "| problem | " + " | ".join(r["name"] for r in results) + " |", "| --- |" + " --- |" * len(results)]
+    for key in keys:
+        cells = []
+        for r in results:
+            one = (r.get("problem_walls") or {}).get(key) or {}
+            wall = f"{one['wall_s']:.0f} s, " if one.get("wall_s") is not None else ""
+            cells.append(f"{wall}{one.get('status') or '-'}")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def placement_lines(results: list[dict]) -> list[str]:

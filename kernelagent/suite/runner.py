@@ -132,6 +132,7 @@ def _run_problem(suite: Suite, entry: dict, ctx: RunContext, on_event: Progress 
         run_id = new_run_id(load_problem(entry["spec"]).name) if Path(entry["spec"]).exists() else new_run_id(key)
         suite.record(key, run_id=run_id, status="running")  # before the run starts: a killed suite finds it again
     _tell(on_event, "started", key=key, run_id=run_id)
+    started = time.monotonic()
     try:
         result = _start_or_resume(entry["spec"], run_id, ctx)
         status, note = result["status"], None
@@ -141,8 +142,9 @@ def _run_problem(suite: Suite, entry: dict, ctx: RunContext, on_event: Progress 
         status, note = "error", str(err)
     except Exception as err:  # noqa: BLE001 - one problem's crash must not end the others
         status, note = "error", f"{type(err).__name__}: {err}"
-    suite.record(key, status=status, error=note)
-    _tell(on_event, "finished", key=key, run_id=run_id, status=status, error=note)
+    wall_s = round(time.monotonic() - started, 1)  # this sitting's, where a problem was resumed
+    suite.record(key, status=status, error=note, wall_s=wall_s)
+    _tell(on_event, "finished", key=key, run_id=run_id, status=status, error=note, wall_s=wall_s)
 
 
 def _start_or_resume(spec: str, run_id: str, ctx: RunContext) -> dict:
