@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -501,3 +503,51 @@ def test_a_compiler_wrapped_in_a_script_runs_confined_and_its_shell_is_never_all
     code = f"import subprocess; print(subprocess.run([{str(wrapper)!r}, '--version'], capture_output=True).returncode)"
     result = run_py(code, tmp_path / "run", gpu=True, unprivileged=False, timeout_s=60)
     assert result.stdout.strip() == "0", result.tail()
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="confined runs need Landlock here")
+def test_a_confined_run_may_not_use_the_kernel_s_keyrings_and_an_unconfined_one_may(tmp_path):
+    # A run keeping the agent's uid (the GPU rules) linked the uid's keyring into its session and read the agent's
+    # keys (outside attacker, 2026-11-30); confined runs get add_key, request_key and keyctl refused.
+    code = """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        found = libc.syscall(250 if os.uname().machine == "x86_64" else 219, 0, -4, 0)  # KEYCTL_GET_KEYRING_ID, @u
+        print(found >= 0, ctypes.get_errno())
+        """
+    (tmp_path / "confined").mkdir()
+    (tmp_path / "open").mkdir()
+    confined = run_py(code, tmp_path / "confined", gpu=True, unprivileged=False, timeout_s=60)
+    unconfined = run_py(code, tmp_path / "open", confine_filesystem=False, timeout_s=60)
+    assert confined.stdout.split() == ["False", str(errno.EPERM)], confined.tail()
+    assert confined.confinement["seccomp"] is True and "keyctl" in confined.confinement["refused_calls"]
+    assert unconfined.stdout.split()[0] == "True", unconfined.tail()
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="confined runs need Landlock here")
+def test_a_cpu_run_cannot_reach_a_unix_socket_outside_and_keeps_socket_pairs(tmp_path):
+    # A Unix socket with a path crosses the network namespace, and Landlock has no right for connecting to one: an
+    # outside attacker on the GPU rules talked to a listener in /tmp. CPU runs may not make such a socket at all.
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "outside.sock"))
+    listener.listen(1)
+    os.chmod(tmp_path / "outside.sock", 0o777)
+    code = f"""
+        import socket
+        left, right = socket.socketpair()
+        left.sendall(b"pair"); print(right.recv(4).decode())
+        try:
+            client = socket.socket(socket.AF_UNIX)
+            client.connect({str(tmp_path / "outside.sock")!r})
+            print("connected")
+        except OSError as err:
+            print("refused", err.errno)
+        """
+    runs = {}
+    for name, gpu in (("cpu", False), ("gpu", True)):
+        (tmp_path / name).mkdir()
+        runs[name] = run_py(code, tmp_path / name, gpu=gpu, unprivileged=False, timeout_s=60)
+    listener.close()
+    assert runs["cpu"].stdout.split() == ["pair", "refused", str(errno.EPERM)], runs["cpu"].tail()
+    assert "socket(AF_UNIX)" in runs["cpu"].confinement["refused_calls"]
+    assert runs["gpu"].stdout.split()[0] == "pair", runs["gpu"].tail()  # GPU runs: see reaper's seccomp note

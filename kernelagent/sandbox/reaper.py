@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -102,9 +103,90 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
     # A session keyring of the run's own: the inherited one is the agent's, which the run would possess (and could
     # write keys into) after any uid change. It ends with the run's last process.
     facts["own_session_keyring"] = _keyctl(_KEYCTL_JOIN_SESSION_KEYRING, 0) >= 0
+    if limits.confine_filesystem:
+        unix_sockets = bool(limits.gpu)
+        facts["seccomp"] = _install_seccomp(unix_sockets=unix_sockets)
+        facts["refused_calls"] = ["add_key", "request_key", "keyctl", *([] if unix_sockets else ["socket(AF_UNIX)"])]
     facts["uid"] = os.getuid()
     facts["capabilities"] = _effective_capabilities()
     return facts
+
+
+# A seccomp filter for confined runs, for what Landlock cannot name:
+# - the kernel's keyrings are per uid, and a run that keeps the agent's uid (GPU runs) linked the uid's own keyrings
+#   into its session and read what was kept there, or left keys for a later run (an outside attacker did both, on the
+#   GPU rules): add_key, request_key and keyctl are refused (EPERM) once the run's own session keyring is joined;
+# - a Unix socket with a path (in /tmp, /run ...) reaches processes outside the run's network namespace, and
+#   Landlock has no right for connecting to one (the same attacker talked to an outside listener): on CPU runs
+#   socket(AF_UNIX, ...) is refused, so nothing can connect (socketpair, whose two ends stay inside, is not). GPU
+#   runs keep it until a GPU probe shows the driver needs no Unix socket of its own.
+# Syscall numbers per architecture; on x86-64 the x32 calls are refused too.
+_AUDIT_ARCH_X86_64, _AUDIT_ARCH_AARCH64 = 0xC000003E, 0xC00000B7
+_SYSCALLS = {  # add_key, request_key, keyctl, socket
+    _AUDIT_ARCH_X86_64: {"add_key": 248, "request_key": 249, "keyctl": 250, "socket": 41},
+    _AUDIT_ARCH_AARCH64: {"add_key": 217, "request_key": 218, "keyctl": 219, "socket": 198},
+}
+_X32_BIT = 0x40000000
+_AF_UNIX = 1
+_SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+_BPF_LD_W_ABS, _BPF_JEQ, _BPF_JGE, _BPF_RET = 0x20, 0x15, 0x35, 0x06
+_SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0 = 0, 4, 16  # low half of args[0] (little-endian)
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+
+
+def seccomp_program(*, unix_sockets: bool) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions: per known architecture, refuse the key calls (and, without
+    unix_sockets, socket(AF_UNIX)); allow everything else, on other architectures too (nothing known to refuse)."""
+    code: list[tuple] = [(_BPF_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARCH)]
+    for arch, numbers in _SYSCALLS.items():
+        code.append((_BPF_JEQ, 0, f"not {arch}", arch))
+        code.append((_BPF_LD_W_ABS, 0, 0, _SECCOMP_DATA_NR))
+        if arch == _AUDIT_ARCH_X86_64:
+            code.append((_BPF_JGE, "deny", 0, _X32_BIT))
+        for name in ("add_key", "request_key", "keyctl"):
+            code.append((_BPF_JEQ, "deny", 0, numbers[name]))
+        if not unix_sockets:
+            code.append((_BPF_JEQ, 0, "allow", numbers["socket"]))
+            code.append((_BPF_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG0))
+            code.append((_BPF_JEQ, "deny", 0, _AF_UNIX))
+        code.append((_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW))
+        code.append(f"not {arch}")
+    code += [(_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW), "allow", (_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW), "deny",
+             (_BPF_RET, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)]
+    return _resolve_jumps(code)
+
+
+def _resolve_jumps(code: list) -> list[tuple[int, int, int, int]]:
+    """Instructions with jump offsets in place of labels (a str in the list marks the next instruction; a jump
+    offset counts instructions after the jump's own; BPF jumps only forward)."""
+    at, count = {}, 0
+    for item in code:
+        if isinstance(item, str):
+            at[item] = count
+        else:
+            count += 1
+    program, index = [], 0
+    for item in code:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        offsets = [at[j] - index - 1 if isinstance(j, str) else j for j in (jt, jf)]
+        program.append((op, *offsets, k))
+        index += 1
+    return program
+
+
+def _install_seccomp(*, unix_sockets: bool) -> bool:
+    """Install the filter for this process and all it starts; False where the kernel refuses it."""
+    program = seccomp_program(unix_sockets=unix_sockets)
+    filters = (ctypes.c_ubyte * (8 * len(program)))()
+    for i, (op, jt, jf, k) in enumerate(program):
+        struct.pack_into("=HBBI", filters, 8 * i, op, jt, jf, k)  # struct sock_filter
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(filters))  # struct sock_fprog, native alignment
+    libc = _libc()
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return False
+    return libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.c_char_p(fprog), 0, 0) == 0
 
 
 def _isolate_ipc() -> bool:
