@@ -10,15 +10,18 @@ defines an honest ModelNew. Used by tests/test_escape.py (CPU); on the GPU machi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
 import signal
 import site
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -151,7 +154,46 @@ def _plant_canaries(work: Path) -> dict:
         "flood": FLOOD,
         "ipc_key": int.from_bytes(os.urandom(3), "big") | 0x5E000000,
         "key_name": f"escape-{tag}",
+        "agent_key_name": _plant_agent_key(f"escape-agent-{tag}", secret),
+        "listener_path": _start_listener(f"/tmp/escape-{tag}.sock"),
     }
+
+
+def _plant_agent_key(name: str, secret: str) -> str:
+    """A key holding the agent's secret in the agent uid's user keyring, where a real agent's credentials could be."""
+    import ctypes  # noqa: PLC0415
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    add_key = 248 if os.uname().machine == "x86_64" else 217
+    libc.syscall(add_key, b"user", name.encode(), secret.encode(), len(secret), -4)
+    return name
+
+
+_received: list[bytes] = []
+
+
+def _start_listener(path: str) -> str:
+    """A Unix socket any uid may connect to, outside every run's network namespace; what reaches it is recorded."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    os.chmod(path, 0o777)
+    listener.listen(4)
+    listener.settimeout(0.5)
+
+    def serve() -> None:
+        while Path(path).exists():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                with contextlib.suppress(OSError):
+                    _received.append(connection.recv(256) or b"(connected)")
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True, name="escape-listener").start()
+    return path
 
 
 def _run_one(attack: Path, harness: dict, work: Path, setting: dict, timeout_s: float) -> dict:
@@ -318,6 +360,19 @@ def check_keyrings(found, verdict, workdir, setting, log):
     return not left, f"added {found['added']} as uid {found['uid']}; none of those keys found as that uid after the run"
 
 
+def check_keyring_read(found, verdict, workdir, setting, log):
+    if found is None:
+        return False, "the attack did not report"
+    return not found["loot"] and _secret_nowhere(verdict, log, setting), (
+        f"link, search, read: {found['tries']} (errno {found['errno']}); the agent's key read: {bool(found['loot'])}"
+    )
+
+
+def check_unix_socket(found, verdict, workdir, setting, log):
+    time.sleep(0.3)  # the listener records what reached it
+    return found is not None and not _received, f"tries {found and found['tries']}; the listener received {_received}"
+
+
 def check_capture_swap(found, verdict, workdir, setting, log):
     log_file = workdir / "sandbox.log"
     regular = log_file.is_file() and not log_file.is_symlink()
@@ -370,6 +425,16 @@ def _keys_of(uid: int, name: str) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
+def _unlink_agent_key(name: str) -> None:
+    import ctypes  # noqa: PLC0415
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    keyctl = 250 if os.uname().machine == "x86_64" else 219
+    key = libc.syscall(keyctl, 10, -4, b"user", name.encode(), 0)  # KEYCTL_SEARCH
+    if key >= 0:
+        libc.syscall(keyctl, 9, key, -4)  # KEYCTL_UNLINK
+
+
 def _clean_up(setting: dict) -> None:
     """Whatever an attack managed is undone here, so a failed containment does not outlive the check."""
     tag = setting["tag"]
@@ -379,6 +444,7 @@ def _clean_up(setting: dict) -> None:
         Path(folder, f"escape-{tag}").unlink(missing_ok=True)
     for flag in ("-M", "-S", "-Q"):  # SysV objects with the attack's key, if any were left on the host
         subprocess.run(["ipcrm", flag, str(setting["ipc_key"])], capture_output=True, check=False)
+    _unlink_agent_key(setting["agent_key_name"])
     for key in ("planted_module", "planted_pth", "canary"):
         Path(setting[key]).unlink(missing_ok=True)
     shutil.rmtree(Path(setting["home_secret"]).parent, ignore_errors=True)
