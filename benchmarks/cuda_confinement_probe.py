@@ -54,6 +54,8 @@ VARIANTS = {
     "confined+uid": {"confine": True, "uid": PROBE_UID},
     "confined+uid, lender ours": {"confine": True, "uid": PROBE_UID, "lender_uid": None},
     "confined+w:/": {"confine": True, "extra_write": ["/"]},
+    # CPU runs may not make Unix sockets (reaper.seccomp_program); does the driver need one of its own?
+    "confined, no unix sockets": {"confine": True, "no_unix_sockets": True},
 }
 # Run only where "confined" fails and "w:/" works: which top-level folder holds the missing write right.
 NARROWING = {f"confined+w:{top}": {"confine": True, "extra_write": [top]} for top in ("/proc", "/dev", "/sys", "/tmp", "/run")}
@@ -116,6 +118,8 @@ def probe(name: str, variant: dict) -> dict:
         limits = replace(limits, run_as_uid=uid, reveal=plan)
         for path in [cwd, *cwd.rglob("*")]:
             os.lchown(path, uid, uid)
+    if variant.get("no_unix_sockets"):
+        limits = replace(limits, gpu=False)  # the GPU rules stay (computed above); the seccomp filter is the CPU one
     lender_uid = variant.get("lender_uid", uid)
     lender_pid, handle = start_lender(lender_uid, limits.reveal if lender_uid is not None else ())
     result_r, result_w = os.pipe()
