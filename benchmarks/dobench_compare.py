@@ -44,6 +44,11 @@ class Kernel:
     precision: str = "spec"
     rewrite: dict[str, str] = field(default_factory=dict)  # literal launch changes applied to the candidate
 
+    def harness(self, harness_dir: Path, cache_dir: Path) -> dict:
+        """The judge's harness for this kernel's problem, sizes and precision, on the GPU (release() it after)."""
+        return prepare_reference(reference_source=self.problem.read_text(), harness_dir=harness_dir, device="cuda",
+                                 draws=1, sizes=self.sizes, precision=self.precision, timeout_s=300, cache_dir=cache_dir)
+
     def code(self) -> str:
         text = self.candidate.read_text()
         for old, new in self.rewrite.items():
@@ -130,16 +135,7 @@ def main() -> int:
         for k, kernel in enumerate(KERNELS):
             candidate = folder / f"candidate_{k}.py"
             candidate.write_text(kernel.code())
-            harness = prepare_reference(
-                reference_source=kernel.problem.read_text(),
-                harness_dir=folder / f"h{k}",
-                device="cuda",
-                draws=1,
-                sizes=kernel.sizes,
-                precision=kernel.precision,
-                timeout_s=300,
-                cache_dir=folder / "cache",
-            )
+            harness = kernel.harness(folder / f"h{k}", folder / "cache")
             try:
                 (ours[kernel.name],) = time_candidates([kernel.code()], harness, folder / f"t{k}", crosscheck=True)
             finally:

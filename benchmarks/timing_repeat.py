@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.dobench_compare import KERNELS  # noqa: E402
 from kernelagent.bench.stats import ROUNDS, time_together  # noqa: E402
-from kernelagent.verify.verifier import prepare_reference, release  # noqa: E402
+from kernelagent.verify.verifier import release  # noqa: E402
 
 CHOSEN = ("vector_add 64M", "softmax 8192x8192", "linear+bias+relu 4096^3 fp16", "relu 16x256")
 
@@ -38,16 +38,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="timing-repeat-") as tmp:
         folder = Path(tmp)
         for k, kernel in enumerate(kernel for kernel in KERNELS if kernel.name in args.only):
-            harness = prepare_reference(
-                reference_source=kernel.problem.read_text(),
-                harness_dir=folder / f"h{k}",
-                device="cuda",
-                draws=1,
-                sizes=kernel.sizes,
-                precision=kernel.precision,
-                timeout_s=300,
-                cache_dir=folder / "cache",
-            )
+            harness = kernel.harness(folder / f"h{k}", folder / "cache")
             try:
                 calls = [
                     time_together([kernel.code()], harness, folder / f"k{k}-call{c}", labels=[kernel.name],
