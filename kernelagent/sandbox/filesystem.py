@@ -136,6 +136,9 @@ def program_loader() -> tuple[str, ...]:
     return tuple(os.path.realpath(path) for path in glob.glob("/lib64/ld-linux*.so*") + glob.glob("/lib/ld-linux*.so*"))
 
 
+OWN_THREADS = "/proc/self/task"  # resolved by the child that applies the rules: its own threads only
+
+
 def gpu_rules() -> tuple[list[str], list[str]]:
     """What a confined CUDA process needs beyond the CPU rules, from what the driver and torch are known to open:
     the driver's device nodes read-write (every CUDA call is an ioctl on them; ioctls stay allowed, as Landlock's
@@ -150,8 +153,6 @@ def gpu_rules() -> tuple[list[str], list[str]]:
     readable = ["dir:/dev/nvidia-caps", "rw-files:/dev/shm", f"rw-files:{OWN_THREADS}"]
     return readable, [node for node in nodes if not os.path.isdir(node)]
 
-
-OWN_THREADS = "/proc/self/task"
 
 
 @functools.cache

@@ -122,7 +122,7 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
 #   runs keep it until a GPU probe shows the driver needs no Unix socket of its own.
 # Syscall numbers per architecture; on x86-64 the x32 calls are refused too.
 _AUDIT_ARCH_X86_64, _AUDIT_ARCH_AARCH64 = 0xC000003E, 0xC00000B7
-_SYSCALLS = {  # add_key, request_key, keyctl, socket
+_SYSCALLS = {
     _AUDIT_ARCH_X86_64: {"add_key": 248, "request_key": 249, "keyctl": 250, "socket": 41},
     _AUDIT_ARCH_AARCH64: {"add_key": 217, "request_key": 218, "keyctl": 219, "socket": 198},
 }
@@ -151,8 +151,7 @@ def seccomp_program(*, unix_sockets: bool) -> list[tuple[int, int, int, int]]:
             code.append((_BPF_JEQ, "deny", 0, _AF_UNIX))
         code.append((_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW))
         code.append(f"not {arch}")
-    code += [(_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW), "allow", (_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW), "deny",
-             (_BPF_RET, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)]
+    code += ["allow", (_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW), "deny", (_BPF_RET, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)]
     return _resolve_jumps(code)
 
 
