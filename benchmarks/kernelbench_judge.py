@@ -158,8 +158,13 @@ def summarise(rows: list[dict], command: str, wall_s: float) -> str:
     failures = [r for r in rows if not r.get("numerics_ok")]
     lines += ["", f"Not fully judged ({len(failures)}):", ""]
     lines += [f"- {r['level']}/{r['problem']}: {r.get('verdict', 'not prepared')}: "
-              f"{(r.get('reason') or r.get('error') or '')[:160]}" for r in failures] or ["- none"]
+              f"{_first_line(r.get('reason') or r.get('error') or '')[:160]}" for r in failures] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _first_line(text: str) -> str:
+    """A failure's first line: the rest is a traceback, which the table has no room for."""
+    return text.splitlines()[0] if text else ""
 
 
 def _f(value: float | None, digits: int = 1) -> str:
