@@ -28,6 +28,21 @@ class Comparison:
     stats: dict = field(default_factory=dict)
 
 
+_INT_OF_WIDTH = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-for-bit equality of two tensors of one shape and dtype (a NaN equals itself here; 0.0 is not -0.0)."""
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        return False
+    if a.is_complex():
+        a, b = torch.view_as_real(a), torch.view_as_real(b)
+    if a.is_floating_point():
+        width = _INT_OF_WIDTH[a.element_size()]
+        a, b = a.view(width), b.view(width)
+    return torch.equal(a, b)
+
+
 def flatten_outputs(value: object) -> list[object]:
     """A forward may return a tensor, a tuple/list of tensors, or a Python number: compare leaf by leaf."""
     if isinstance(value, (list, tuple)):

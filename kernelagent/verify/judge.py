@@ -28,7 +28,7 @@ import torch
 
 from kernelagent.verify import verdict as V
 from kernelagent.verify import wire
-from kernelagent.verify.compare import compare_outputs
+from kernelagent.verify.compare import compare_outputs, same_bits
 from kernelagent.verify.judge_timing import TimingSession
 from kernelagent.verify.reference import Draw, Reference, all_finite
 
@@ -88,7 +88,7 @@ class Session:
             if done is None:
                 return
             self._note_guard(done, spec.label)
-            failure = self._judge_draw(done, spec, high, low)
+            failure = self._judge_draw(done, spec, high, low) or self._inputs_changed(spec, inputs)
             del inputs, high, low
             self._release_draw()
             if failure is not None:
@@ -112,10 +112,15 @@ class Session:
             torch.cuda.ipc_collect()
 
     def _lend_inputs(self, inputs: list, lender: wire.SharedTensors) -> tuple[list, list[int]]:
+        """Descriptors and fds for a draw's inputs; the shared tensors are kept in self.lent_inputs (index, tensor),
+        apart from the judge's own: a forward may not change its inputs where the reference does not."""
         lent_inputs, fds = [], []
-        for x in inputs:
+        self.lent_inputs = []
+        for i, x in enumerate(inputs):
             if isinstance(x, torch.Tensor):
-                descriptor, tensor_fds = lender.lend(x, copy=False)  # the reference has already run on it
+                # The reference has already run on x; a copy is lent only where the check below needs x intact.
+                shared, descriptor, tensor_fds = lender.lend_tensor(x, copy=not self.reference.mutates_inputs)
+                self.lent_inputs.append((i, shared))
                 lent_inputs.append(descriptor)
                 fds += tensor_fds
             elif type(x) in (int, float, bool):
@@ -296,6 +301,21 @@ class Session:
         for key, value in comparison.stats.items():
             if isinstance(value, (int, float)):
                 worst[key] = max(worst.get(key, 0.0), float(value))
+        return None
+
+    def _inputs_changed(self, spec: Draw, inputs: list) -> V.Verdict | None:
+        """A forward that overwrote an input the reference leaves as it was (an outside attacker's in-place relu
+        passed on its outputs alone): the caller's tensor would be destroyed."""
+        if self.reference.mutates_inputs:
+            return None
+        for i, shared in self.lent_inputs:
+            if not same_bits(shared, inputs[i]):
+                changed = int((shared != inputs[i]).sum().item()) if shared.shape == inputs[i].shape else "some"
+                return V.failed(
+                    V.NUMERICAL_MISMATCH,
+                    f"{spec.label}: forward changed input {i} ({changed} of {inputs[i].numel()} elements); the "
+                    "reference leaves its inputs as they were, and a caller may still need them",
+                )
         return None
 
     def _final_verdict(self) -> V.Verdict:

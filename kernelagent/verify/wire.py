@@ -157,8 +157,14 @@ class SharedTensors:
 
         copy=False lends a CUDA tensor itself (layout included), for one the judge no longer needs intact; CPU
         tensors are always copied into fresh shared memory."""
+        _shared, descriptor, fds = self.lend_tensor(tensor, copy=copy)
+        return descriptor, fds
+
+    def lend_tensor(self, tensor: Any, *, copy: bool = True) -> tuple[Any, dict, list[int]]:
+        """lend(), also returning the shared tensor itself: what the candidate sees, and may have written to."""
         if tensor.is_cuda:
-            return self._lend_cuda(tensor.detach().clone() if copy else tensor.detach()), []
+            shared = tensor.detach().clone() if copy else tensor.detach()
+            return shared, self._lend_cuda(shared), []
         return self._lend_cpu(tensor.detach().contiguous())
 
     def allocate(self, shape: list[int], dtype: Any, device: Any) -> tuple[Any, dict, list[int]]:
@@ -178,10 +184,10 @@ class SharedTensors:
         _rebuild, args = reduce_tensor(tensor)
         return {**_descriptor(tensor, "cuda"), "ipc": [_encode_ipc(value) for value in args]}
 
-    def _lend_cpu(self, tensor: Any) -> tuple[dict, list[int]]:
+    def _lend_cpu(self, tensor: Any) -> tuple[Any, dict, list[int]]:
         shared, fd = _memfd_tensor(list(tensor.shape), tensor.dtype, self._keep)
         shared.copy_(tensor)
-        return _descriptor(shared, "cpu"), [fd]
+        return shared, _descriptor(shared, "cpu"), [fd]
 
     def close(self) -> None:
         self._keep.clear()
