@@ -7,6 +7,7 @@ Runs only inside the judge process (verify/judge.py); a candidate never imports 
 from __future__ import annotations
 
 import copy
+import math
 import secrets
 import threading
 import time
@@ -141,12 +142,33 @@ class Reference:
         plan = [Draw(f"draw {k}") for k in range(draws)]
         if extra:
             plan += [Draw(f"inputs x{scale:g}", scale=scale) for scale in MAGNITUDES]
-            second = self._second_shape()
+            names = self._size_names()
+            second = self._second_shape(names)
             if second:
                 plan.append(Draw("second shape " + ",".join(f"{k}={v}" for k, v in second.items()), sizes=second))
             else:
                 plan += self._sliced_shape()
+            third = self._third_shape(list(second) or names)
+            if third:
+                plan.append(Draw("third shape " + ",".join(f"{k}={v}" for k, v in third.items()), sizes=third))
         return plan
+
+    def _third_shape(self, names: list[str]) -> dict[str, int]:
+        """The second shape's constants again, past twice their value: each at 2 (mod 4) where the reference takes
+        that, else at 3x (which keeps whatever they divide). An outside attacker's kernels passed the 1.5x shape
+        while wrong at other sizes: 4 rows per program with a grid short by 2 rows when rows = 2 (mod 4), and a
+        block capped at 512 columns with no loop. 3x also serves where 1.5x broke a divisibility the reference
+        needs (a head size hard-coded to 32 passed then). Only where the inputs stay within GROW_LIMIT_BYTES."""
+        if not names:
+            return {}
+        for extent in (_two_mod_four_past_double, lambda value: 3 * value):
+            sizes = {name: extent(getattr(self.problem, name)) for name in names}
+            growth = math.prod(sizes[name] / getattr(self.problem, name) for name in names)
+            if self._input_bytes() * growth > GROW_LIMIT_BYTES:
+                return {}
+            if self._runs_with(sizes):
+                return sizes
+        return {}
 
     def _sliced_shape(self) -> list[Draw]:
         """The first SLICINGS entry the reference accepts with a changed output shape (none: no second shape)."""
@@ -165,6 +187,10 @@ class Reference:
         return []
 
     def _may_grow(self) -> bool:
+        return self._input_bytes() <= GROW_LIMIT_BYTES
+
+    def _input_bytes(self) -> int:
+        """Bytes of one draw's inputs at the spec's sizes."""
         itemsize = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
         total = 0
         for entry in self.description["inputs"]:
@@ -172,25 +198,19 @@ class Reference:
             for dim in entry.get("shape", []):
                 count *= dim
             total += count * itemsize.get(entry.get("dtype", ""), 1)
-        return total <= GROW_LIMIT_BYTES
+        return total
 
-    def _second_shape(self) -> dict[str, int]:
-        """Size constants that only get_inputs() reads, each changed to another odd value (larger where memory
-        allows, else smaller); {} when none can be."""
+    def _size_names(self) -> list[str]:
+        """Module-level int constants that only get_inputs() reads: the sizes a second shape may change."""
         names = [n for n, v in vars(self.problem).items() if type(v) is int and not n.startswith("_") and v >= 3]
         # A value already baked into another module-level constant (`input_shape = (num_classes,)`) cannot change
         # alone: KernelBench's cross-entropy then draws targets past the class count, and on a GPU that is a
         # device-side assert, which ends the judge's CUDA context rather than raising.
         names = [n for n in names if not _baked_into_other_constants(self.problem, n)]
         reference_init = _fingerprint(self.init_inputs)
-        grow = self._may_grow()
-        chosen: dict[str, int] = {}
+        kept = []
         for name in names:
-            value = getattr(self.problem, name)
-            candidate = _other_extent(value, grow)
-            if candidate == value:
-                continue
-            saved = _apply_sizes(self.problem, {name: candidate})
+            saved = _apply_sizes(self.problem, {name: getattr(self.problem, name) + 2})
             try:
                 changes_init = _fingerprint(list(self.problem.get_init_inputs())) != reference_init
             except Exception:  # noqa: BLE001 - the user's code may reject the size; then it stays fixed
@@ -198,7 +218,15 @@ class Reference:
             finally:
                 _restore_sizes(self.problem, saved)
             if not changes_init:
-                chosen[name] = candidate
+                kept.append(name)
+        return kept
+
+    def _second_shape(self, names: list[str]) -> dict[str, int]:
+        """The size constants each changed to another odd value (larger where memory allows, else smaller); {} when
+        none can be."""
+        grow = self._may_grow()
+        chosen = {name: _other_extent(getattr(self.problem, name), grow) for name in names}
+        chosen = {name: value for name, value in chosen.items() if value != getattr(self.problem, name)}
         return chosen if chosen and self._runs_with(chosen) else {}
 
     def _runs_with(self, sizes: dict[str, int]) -> bool:
@@ -241,6 +269,12 @@ def _baked_into_other_constants(problem: object, name: str) -> bool:
             if any(type(item) is int and item == value for item in constant):
                 return True
     return False
+
+
+def _two_mod_four_past_double(value: int) -> int:
+    """The least extent above 2x the value that is 2 (mod 4)."""
+    other = 2 * value + 1
+    return other + (2 - other % 4) % 4
 
 
 def _other_extent(value: int, grow: bool) -> int:
