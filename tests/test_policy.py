@@ -97,7 +97,7 @@ def load(path, name):
     spec.loader.exec_module(mod)
     return mod
 
-def run(i, cand, prob, sizes):
+def run(i, cand, prob, sizes, zeros):
     p, c = load(prob, f"problem_{i}"), load(cand, f"candidate_{i}")
     torch.manual_seed(0)
     ref = p.Model(*p.get_init_inputs())
@@ -105,12 +105,14 @@ def run(i, cand, prob, sizes):
     new = c.ModelNew(*p.get_init_inputs())
     new.load_state_dict(ref.state_dict())
     ops = set()
-    # two fresh draws, neither of the "popular" seeds; a third at the sizes the manifest names, if any
-    for seed, at in ((1234, {}), (5678, {}), *([(4321, sizes)] if sizes else [])):
+    # two fresh draws, neither of the "popular" seeds; a third at the sizes the manifest names, or with exact zeros
+    for seed, at in ((1234, {}), (5678, {}), *([(4321, sizes)] if sizes or zeros else [])):
         for name, value in at.items():
             setattr(p, name, value)
         torch.manual_seed(seed)
         inputs = p.get_inputs()
+        if zeros and seed == 4321:
+            inputs = [t.masked_fill(torch.rand_like(t) < 0.05, 0) for t in inputs]
         expected = ref(*[t.clone() for t in inputs])
         print("CALL", flush=True)
         given = [t.clone() for t in inputs]
@@ -129,11 +131,11 @@ def run(i, cand, prob, sizes):
             return "numerical_mismatch", ops
     return "pass", ops
 
-for i, (cand, prob, sizes) in enumerate(json.loads(sys.argv[1])):
+for i, (cand, prob, sizes, zeros) in enumerate(json.loads(sys.argv[1])):
     print("START " + cand, flush=True)
     ops = set()
     try:
-        status, ops = run(i, cand, prob, sizes)
+        status, ops = run(i, cand, prob, sizes, zeros)
     except MemoryError:
         status = "resource_limit"
     except Exception as e:
@@ -154,7 +156,8 @@ class _Group:
         self.entries, self.results, self.log = entries, {}, []
         self.current, self.call_started = None, None
         env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-        pairs = [(e["candidate"], e["problem"], e.get("wrong_at_sizes", {})) for e in entries]
+        pairs = [(e["candidate"], e["problem"], e.get("wrong_at_sizes", {}), e.get("wrong_with_zeros", False))
+                 for e in entries]
         self.proc = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(pairs)], cwd=CORPUS, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      preexec_fn=_limit_memory if mem_limit else None)

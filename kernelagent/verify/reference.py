@@ -25,6 +25,9 @@ LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # x64 reaches past exp's fp32 range (88) from unit normals; an outside attacker passed a softmax without
 # max-subtraction and a relu that is wrong only above |x| = 100 when the scales were x16 and x1/16.
 MAGNITUDES = (64.0, 1 / 64)
+# A draw with some inputs exactly 0, where the reference stays finite: continuous random data never holds one, and
+# real activations (after a relu) hold many. An outside attacker's relu, x * (1 + x/|x|) / 2, is NaN at 0 and passed.
+ZEROS = 0.05
 # Second-shape fallbacks for problems whose sizes are literals in get_inputs(): the drawn inputs cut to an odd,
 # smaller extent along one dimension, tried in this order until the reference accepts one and its output changes.
 SLICINGS = ("dim 0 of every input", "dim 0 of the first input", "last dim of every input")
@@ -42,6 +45,7 @@ class Draw:
 
     label: str
     scale: float = 1.0
+    zeros: float = 0.0  # the share of float input elements set to exactly 0
     sizes: dict[str, int] = field(default_factory=dict)  # a second shape: size constants changed for get_inputs()
     slicing: str | None = None  # a second shape for literal sizes: one of SLICINGS
     grow: bool = False  # with slicing: extend by fresh rows instead of cutting
@@ -98,6 +102,8 @@ class Reference:
                 inputs = [x.to(self.low) if _is_float(x) else x for x in inputs]
             if spec.scale != 1.0:
                 inputs = [x * spec.scale if _is_float(x) else x for x in inputs]
+            if spec.zeros:
+                inputs = [x.masked_fill(torch.rand_like(x) < spec.zeros, 0) if _is_float(x) else x for x in inputs]
             expected = self._run_high(inputs) if high else None
             pristine = (
                 [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs] if self.mutates_inputs else inputs
@@ -142,6 +148,7 @@ class Reference:
         plan = [Draw(f"draw {k}") for k in range(draws)]
         if extra:
             plan += [Draw(f"inputs x{scale:g}", scale=scale) for scale in MAGNITUDES]
+            plan.append(Draw(f"inputs with {ZEROS:.0%} exact zeros", zeros=ZEROS))
             names = self._size_names()
             second = self._second_shape(names)
             if second:
