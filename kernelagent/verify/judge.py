@@ -310,7 +310,7 @@ class Session:
             return None
         for i, shared in self.lent_inputs:
             if not same_bits(shared, inputs[i]):
-                changed = int((shared != inputs[i]).sum().item()) if shared.shape == inputs[i].shape else "some"
+                changed = int((shared != inputs[i]).sum().item())  # a lent copy has the input's shape and dtype
                 return V.failed(
                     V.NUMERICAL_MISMATCH,
                     f"{spec.label}: forward changed input {i} ({changed} of {inputs[i].numel()} elements); the "
