@@ -46,6 +46,9 @@ step() {
         --out "$OUT/kernelbench.md" > $LOGS/kernelbench.log 2>&1
       echo "kernelbench exit $?"; grep -c . "$OUT/kernelbench.jsonl"; sed -n 5,12p "$OUT/kernelbench.md" ;;
     probe)  # can a confined candidate use CUDA, Triton and the judge's IPC? The rest of the call runs confined if so
+      # What the compilers are (the image's $CC is a script that runs another program): kept with the logs.
+      for f in ${CC:-} $(command -v gcc cc); do echo "== $f"; head -c 600 "$f" | grep -a . | head -20; ls -la "$(dirname "$f")" | head -30; done \
+        > $LOGS/compilers.txt 2>&1
       timeout ${PROBE_S:-240} python3 benchmarks/cuda_confinement_probe.py --out "$OUT/probe.json" > $LOGS/probe.log 2>&1
       echo "probe exit $?"
       if python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print(d['works']); sys.exit(0 if d['gpu_confinement_ok'] else 1)" \
@@ -57,7 +60,8 @@ step() {
     dobench)
       timeout ${DOBENCH_S:-300} python3 benchmarks/dobench_compare.py --out "$OUT/dobench-compare.md" > $LOGS/dobench.log 2>&1
       echo "dobench exit $?"; grep "^|" "$OUT/dobench-compare.md" | head -14 ;;
-    escape)
+    escape)  # the signal attack sends SIGUSR2 to whatever it can reach: ignored here, so it cannot end the step's timeout
+      trap '' USR2
       timeout ${ESCAPE_S:-240} python3 tests/escape/run.py --device cuda --out "$OUT/sandbox-gpu.md" > $LOGS/escape.log 2>&1
       echo "escape exit $?"; sed -n 1,8p "$OUT/sandbox-gpu.md" ;;
     repeat)  # the same kernels timed twice in separate timing calls: do the medians fall in each other's interval?

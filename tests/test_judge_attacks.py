@@ -91,3 +91,37 @@ def test_inputs_cannot_be_predicted_while_the_model_is_built(harnesses, tmp_path
     verdict = judged_without_policy(PRECOMPUTED, harnesses["problems/relu.py"], tmp_path / "candidate")
     assert verdict["failure_class"] == "numerical_mismatch", verdict
     assert verdict["reason"].startswith("draw 0"), verdict
+
+
+def test_a_judge_that_ends_twice_during_a_candidate_fails_it_and_retires_no_gpu(harnesses, tmp_path):
+    """On the GPU a candidate keeps the judge's uid and its signals reach the judge: an attack in the H200 escape
+    corpus ended the judge on every attempt, and the JudgeError ended the whole verification (the agent's own run).
+    Here the judge is killed from outside whenever the candidate has started: the verdict fails the candidate."""
+    import threading
+    import time
+
+    from kernelagent.verify.judge_client import _judges, judge_key
+
+    harness = harnesses["problems/relu.py"]
+    workdir = tmp_path / "candidate"
+    code = (CORPUS / "honest" / "relu__basic.py").read_text().replace(
+        "class ModelNew", "import time\nopen('started', 'w').close()\ntime.sleep(4)\n\n\nclass ModelNew", 1)
+    kills = []
+
+    def kill_judge_once_the_candidate_started() -> None:
+        deadline = time.monotonic() + 60
+        while len(kills) < 2 and time.monotonic() < deadline:
+            if (workdir / "started").exists():
+                (workdir / "started").unlink()
+                judge = _judges[(judge_key(harness["judge"]), None)]
+                judge.process.kill()
+                kills.append(judge.process.pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_judge_once_the_candidate_started)
+    killer.start()
+    verdict = judged_without_policy(code, harness, workdir)
+    killer.join()
+    assert len(kills) == 2 and kills[0] != kills[1], kills  # a fresh judge the second time
+    assert not verdict["passed"] and verdict["failure_class"] == "tamper", verdict
+    assert "ended twice" in verdict["reason"]

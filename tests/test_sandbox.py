@@ -480,22 +480,28 @@ def compiler_lookups_cleared():
 
 
 @pytest.mark.skipif(landlock_abi() < 1 or not shutil.which("gcc"), reason="needs Landlock and gcc")
+@pytest.mark.parametrize("names_it", ["by absolute path", "from $0"])
 def test_a_compiler_wrapped_in_a_script_runs_confined_and_its_shell_is_never_allowed_by_name(
-    tmp_path, monkeypatch, compiler_lookups_cleared
+    tmp_path, monkeypatch, compiler_lookups_cleared, names_it
 ):
-    # The H200 image's $CC (/opt/gcc/bin/gcc) was refused at exec under the GPU rules: Triton builds its launcher
-    # with $CC first, and a script runs only if its interpreter may run too.
+    # The H200 image's $CC (/opt/gcc/bin/gcc) is a script that runs /opt/gcc/bin/gcc-real: refused at exec under the
+    # GPU rules, first for the script's shell, then (with the shell allowed) for gcc-real. Triton builds its launcher
+    # with $CC first.
     from kernelagent.sandbox.filesystem import compilers_for_triton, script_interpreters
     from kernelagent.verify.runtime_guard import AllowedPrograms
 
     toolchain = tmp_path / "toolchain" / "bin"
     toolchain.mkdir(parents=True)
+    real = toolchain / "gcc-real"  # a copy: the system's gcc is allowed anyway, this one only as the wrapper's
+    shutil.copy(os.path.realpath(shutil.which("gcc")), real)
     wrapper = toolchain / "gcc"
-    wrapper.write_text(f"#!/bin/sh\nexec {shutil.which('gcc')} \"$@\"\n")
+    target = str(real) if names_it == "by absolute path" else '"${0%/*}/gcc-real"'
+    wrapper.write_text(f"#!/bin/sh\nexec {target} \"$@\"\n")
     wrapper.chmod(0o755)
     monkeypatch.setenv("CC", str(wrapper))
     shell = os.path.realpath("/bin/sh")
-    assert str(wrapper) in compilers_for_triton() and script_interpreters() == (shell,)
+    assert str(wrapper) in compilers_for_triton() and str(real) in compilers_for_triton()
+    assert script_interpreters() == (shell,)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     allowed = AllowedPrograms()
     assert allowed.allows(str(wrapper), None) and not allowed.allows("/bin/sh", None)

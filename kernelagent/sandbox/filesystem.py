@@ -12,6 +12,7 @@ import functools
 import glob
 import importlib.util
 import os
+import re
 import shutil
 import site
 import sys
@@ -100,7 +101,35 @@ def _compiler_programs() -> tuple[str, ...]:
     named = [os.environ["CC"]] if os.environ.get("CC") else []
     named += [path for name in ("cc", "gcc", "clang", "as", "ld") if (path := shutil.which(name, path=search))]
     programs = [os.path.realpath(shutil.which(path, path=search) or path) for path in named]
-    return tuple(dict.fromkeys(path for path in programs if os.path.isfile(path)))
+    programs = [path for path in programs if os.path.isfile(path)]
+    return tuple(dict.fromkeys([*programs, *(target for path in programs for target in _wrapped_programs(path))]))
+
+
+def _wrapped_programs(program: str) -> list[str]:
+    """What a compiler that is a script runs in its place (the H200's /opt/gcc/bin/gcc is `exec .../gcc-real`,
+    refused at exec when only the script was allowed): the executable files its text names by absolute path inside
+    its own installation (PREFIX of PREFIX/bin), and those beside it whose names start with its own (gcc-real,
+    gcc-12), for a script that names them from $0. Never a shell or another interpreter, which would let a
+    candidate run anything."""
+    if _script_interpreter(program) is None:
+        return []
+    try:
+        text = Path(program).read_text(errors="replace")[:65536]
+    except OSError:
+        return []
+    folder, name = Path(program).parent, Path(program).name
+    prefix = folder.parent
+    named = {Path(word) for word in re.findall(r"(/[\w.+/-]+)", text) if Path(word).is_relative_to(prefix)}
+    beside = {path for path in folder.iterdir() if path.name.startswith((f"{name}-", f"{name}."))}
+    found = {os.path.realpath(path) for path in named | beside if path.is_file() and os.access(path, os.X_OK)}
+    return sorted(path for path in found if path != os.path.realpath(program) and not _is_interpreter(path))
+
+
+INTERPRETERS = re.compile(r"(sh|bash|dash|zsh|ksh|csh|tcsh|fish|busybox|env|python[\d.]*|perl[\d.]*|ruby|node|lua)")
+
+
+def _is_interpreter(path: str) -> bool:
+    return INTERPRETERS.fullmatch(Path(path).name) is not None
 
 
 def _compiler_folders(program: str) -> list[str]:

@@ -6,11 +6,14 @@ Runs only inside the judge process (verify/judge.py); a candidate never imports 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import secrets
 import threading
 import time
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +132,8 @@ class Reference:
         if self.high is None:
             return None
         try:
-            return self._run(self.high, [_to_float64(x) for x in inputs])
+            with _default_dtype(torch.float64):  # what the forward makes without a dtype (35_LSTM's h0) is float64 too
+                return self._run(self.high, [_to_float64(x) for x in inputs])
         except torch.OutOfMemoryError:
             self.high = None
             if self.device == "cuda":
@@ -335,8 +339,40 @@ def _restore_sizes(problem: object, saved: dict[str, int]) -> None:
 
 
 def _float64_twin(model: torch.nn.Module) -> torch.nn.Module:
-    twin = copy.deepcopy(model)
+    """The model copied to float64, with the functions it keeps as attributes re-pointed at the copy: a deep copy
+    shares functions, so KernelBench's MiniGPTBlock (`self.mlpf = lambda x: m.c_proj(...)`, m = self.mlp) ran the
+    original float32 layers from the twin."""
+    memo: dict[int, object] = {}
+    twin = copy.deepcopy(model, memo)
+    for module in twin.modules():
+        for name, value in list(vars(module).items()):
+            if isinstance(value, types.FunctionType) and value.__closure__:
+                module.__dict__[name] = _rebound(value, memo)
     return twin.to(torch.float64)
+
+
+def _rebound(function: types.FunctionType, memo: dict[int, object]) -> types.FunctionType:
+    """`function` with each captured object that the deep copy copied replaced by its copy."""
+    cells = []
+    for cell in function.__closure__ or ():
+        try:
+            cells.append(types.CellType(memo.get(id(cell.cell_contents), cell.cell_contents)))
+        except ValueError:  # an empty cell (a name assigned after the function was made)
+            cells.append(cell)
+    rebound = types.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__,
+                                 tuple(cells))
+    rebound.__kwdefaults__ = function.__kwdefaults__
+    return rebound
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def _is_float(x: object) -> bool:

@@ -9,6 +9,7 @@ This module combines the judge's outcome with what the sandbox saw (exit, signal
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -257,6 +258,7 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
     limits = sandbox_limits(harness["device"], timeout_s)
     env = child_env(interpret=harness["device"] == "cpu", cache_dir=Path(harness["cache_dir"]))
     runner = sandbox_runner(harness)
+    judges_lost = 0
     for attempt in range(3):
         # The slot is held while the candidate runs; its judge lives on that same GPU (CUDA IPC is per device).
         with gpu_placement(harness["device"]) as gpu:
@@ -285,9 +287,21 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
                 break
             except JudgeError as err:
                 forget(judge)
-                if attempt == 2:
-                    raise
+                if judge_ended(str(err)):
+                    # A judge that ends while a candidate runs was most likely ended by it (on the GPU, where the
+                    # candidate keeps the judge's uid, a signal reaches it): once may be ours, twice fails the
+                    # candidate. Never a device failure: a candidate must not retire the host's GPUs.
+                    judges_lost += 1
+                    if judges_lost < 2:
+                        continue
+                    reduce_to_evidence(workdir, code)
+                    return V.failed(V.TAMPER, f"the judge process ended twice while this candidate ran ({err})",
+                                    **gpu_facts(gpu))
+                if attempt == 2 or not device_trouble(str(err)):
+                    raise  # the reference's own error (its code, its dtypes) fails the same on every GPU
                 device_failed(gpu, str(err)[:300])  # the next attempt prefers another GPU
+    else:
+        raise JudgeError("no judge lasted through this candidate's run (a device failure, then the judge ended)")
     reduce_to_evidence(workdir, code)
     write_into_candidate_folder(
         workdir / "sandbox.log",
@@ -296,6 +310,21 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
     verdict = verdict_of(outcome, result, timeout_s, limits)
     verdict["details"].update(_sandbox_facts(result, outcome, gpu, harness["device"]))
     return verdict
+
+
+_JUDGE_ENDED = ("the judge process ended", "the judge process is gone", "the judge did not answer")
+_DEVICE_TROUBLE = re.compile(r"CUDA|cuda|cuInit|Accelerator|OutOfMemory|out of memory|device-side|ECC|Xid|NCCL")
+
+
+def judge_ended(error: str) -> bool:
+    """Whether a judge error says the judge process itself ended (or hung), not that it reported a failure."""
+    return any(phrase in error for phrase in _JUDGE_ENDED)
+
+
+def device_trouble(error: str) -> bool:
+    """Whether a judge's reported failure names the device (CUDA errors, out of memory), which another GPU may not
+    share; a Python error of the reference fails the same everywhere and must not retire a GPU."""
+    return _DEVICE_TROUBLE.search(error) is not None
 
 
 def reduce_to_evidence(workdir: Path, code: str) -> None:

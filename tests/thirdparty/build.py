@@ -99,9 +99,15 @@ def run(device: str, work: Path, names: list[str] | None = None, timeout_s: floa
     from kernelagent.verify.verifier import prepare_reference, verify_reference_candidate
 
     entries = [e for e in manifest() if names is None or e["name"] in names]
-    harnesses = {p: prepare_reference(reference_source=(HERE / "problems" / p).read_text(), harness_dir=work / p,
-                                      device=device, draws=2, sizes={}, precision="spec", seed=1234, timeout_s=300,
-                                      cache_dir=work / "triton-cache") for p in sorted({e["problem"] for e in entries})}
+
+    def prepare(problem: str) -> dict:
+        return prepare_reference(reference_source=(HERE / "problems" / problem).read_text(),
+                                 harness_dir=work / problem, device=device, draws=2, sizes={}, precision="spec",
+                                 seed=1234, timeout_s=300, cache_dir=work / "triton-cache")
+
+    problems = sorted({e["problem"] for e in entries})
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # each starts a judge process: ~9 s on the GPU machine
+        harnesses = dict(zip(problems, pool.map(prepare, problems), strict=True))
 
     def judge(index_entry: tuple[int, dict]) -> dict:
         i, entry = index_entry
@@ -110,8 +116,11 @@ def run(device: str, work: Path, names: list[str] | None = None, timeout_s: floa
         ok = matches(entry, verdict) or (entry["expected"] == "pass"
                                          and verdict.get("failure_class") == "interpreter_unsupported")
         # A known judge issue: the honest kernel is still rejected (a finding); ok stays False, `known` says why.
-        return {**entry, "verdict": verdict, "got": observed_reason(verdict) or "pass", "ok": ok,
-                "known": bool(entry.get("judge_issue")) and not ok}
+        row = {**entry, "verdict": verdict, "got": observed_reason(verdict) or "pass", "ok": ok,
+               "known": bool(entry.get("judge_issue")) and not ok}
+        # One line per kernel as it is judged: a run cut short (a device call's time limit) still says what it saw.
+        print(f"{entry['name']}: {row['got']} ({'ok' if ok else 'NOT ok'}) {verdict['reason'][:160]}", flush=True)
+        return row
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(judge, enumerate(entries)))
