@@ -216,7 +216,22 @@ def problem_summary(row: dict, suite_dir: Path) -> dict:
         "eager_ms": row.get("eager_ms"),
         "placements": row.get("placements"),
         "kernel_sha256": hashlib.sha256(code).hexdigest()[:16] if code else None,
+        "stages": stage_times(suite_dir / str(row.get("run_id"))),
     }
+
+
+def stage_times(run_dir: Path) -> dict[str, float]:
+    """Where a problem's time went, from when its files were written (s after spec.py, written at the start):
+    each verdict, each timing file (timing/reference.json: eager and torch.compile; a seed's; the finals'), and
+    result.json. A run leaves these anyway, so no clock of our own is needed inside the agent."""
+    start = run_dir / "spec.py"
+    if not start.exists():
+        return {}
+    t0 = start.stat().st_mtime
+    files = [*sorted(run_dir.glob("seeds/*/*.verdict.json")), *sorted((run_dir / "timing").glob("*.json")),
+             run_dir / "result.json"]
+    stamped = {str(f.relative_to(run_dir)): round(f.stat().st_mtime - t0, 1) for f in files if f.exists()}
+    return dict(sorted(stamped.items(), key=lambda item: item[1]))
 
 
 class GpuSampler:
@@ -296,7 +311,7 @@ def render(args: argparse.Namespace, gpus: list[str], results: list[dict]) -> st
         label = r["name"] + ("" if r["measured"] else " (not measured)")
         status = r["status"] + (f" ({r['note']})" if r.get("note") else "")
         lines.append(f"| {label} | {status} | {r['wall_s']:.1f} | {ratio} | {util} | {peak} |")
-    lines += ["", *problem_wall_lines(results), *placement_lines(results), "", *agreement_lines(measured)]
+    lines += ["", *problem_wall_lines(results), *stage_lines(results), *placement_lines(results), "", *agreement_lines(measured)]
     return "\n".join(lines) + "\n"
 
 
@@ -315,6 +330,17 @@ def problem_wall_lines(results: list[dict]) -> list[str]:
             cells.append(f"{wall}{one.get('status') or '-'}")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def stage_lines(results: list[dict]) -> list[str]:
+    """Each problem's timeline in each run: which file was written when (s from the run's start)."""
+    lines = ["## Where each problem's time went (s from its start to each file written: verdicts, timing files, "
+             "result)", ""]
+    for r in results:
+        for row in r.get("rows") or []:
+            stages = ", ".join(f"{name} {t:g}" for name, t in (row.get("stages") or {}).items())
+            lines.append(f"- {r['name']}, {row['problem']}: {stages or 'no files'}")
+    return lines + [""] if len(lines) > 2 else []
 
 
 def placement_lines(results: list[dict]) -> list[str]:
