@@ -495,12 +495,14 @@ def test_a_compiler_wrapped_in_a_script_runs_confined_and_its_shell_is_never_all
     real = toolchain / "gcc-real"  # a copy: the system's gcc is allowed anyway, this one only as the wrapper's
     shutil.copy(os.path.realpath(shutil.which("gcc")), real)
     wrapper = toolchain / "gcc"
-    target = str(real) if names_it == "by absolute path" else '"${0%/*}/gcc-real"'
+    target = f"{real} -B{toolchain}/" if names_it == "by absolute path" else '"${0%/*}/gcc-real"'
     wrapper.write_text(f"#!/bin/sh\nexec {target} \"$@\"\n")
     wrapper.chmod(0o755)
     monkeypatch.setenv("CC", str(wrapper))
     shell = os.path.realpath("/bin/sh")
     assert str(wrapper) in compilers_for_triton() and str(real) in compilers_for_triton()
+    # The folder its -B names (where gcc-real finds cc1): the H200's gcc-real was refused there next.
+    assert (str(toolchain) in compilers_for_triton()) == (names_it == "by absolute path")
     assert script_interpreters() == (shell,)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     allowed = AllowedPrograms()

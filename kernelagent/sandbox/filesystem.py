@@ -102,15 +102,17 @@ def _compiler_programs() -> tuple[str, ...]:
     named += [path for name in ("cc", "gcc", "clang", "as", "ld") if (path := shutil.which(name, path=search))]
     programs = [os.path.realpath(shutil.which(path, path=search) or path) for path in named]
     programs = [path for path in programs if os.path.isfile(path)]
-    return tuple(dict.fromkeys([*programs, *(target for path in programs for target in _wrapped_programs(path))]))
+    wrapped = [target for path in programs for target in _wrapped_programs(path)]
+    return tuple(dict.fromkeys([*programs, *wrapped]))
 
 
 def _wrapped_programs(program: str) -> list[str]:
-    """What a compiler that is a script runs in its place (the H200's /opt/gcc/bin/gcc is `exec .../gcc-real`,
-    refused at exec when only the script was allowed): the executable files its text names by absolute path inside
-    its own installation (PREFIX of PREFIX/bin), and those beside it whose names start with its own (gcc-real,
-    gcc-12), for a script that names them from $0. Never a shell or another interpreter, which would let a
-    candidate run anything."""
+    """What a compiler that is a script runs in its place (the H200's /opt/gcc/bin/gcc is
+    `exec /opt/gcc/bin/gcc-real -B/opt/gcc/bin/ -B/opt/gcc/lib/gcc/x86_64-linux-gnu/13/ ...`: refused at exec when
+    only the script was allowed, then at cc1, which -B points gcc-real to): the executable files and the folders its
+    text names by absolute path inside its own installation (PREFIX of PREFIX/bin), and the files beside it whose
+    names start with its own (gcc-real, gcc-12), for a script that names them from $0. Never a shell or another
+    interpreter, which would let a candidate run anything."""
     if _script_interpreter(program) is None:
         return []
     try:
@@ -122,6 +124,7 @@ def _wrapped_programs(program: str) -> list[str]:
     named = {Path(word) for word in re.findall(r"(/[\w.+/-]+)", text) if Path(word).is_relative_to(prefix)}
     beside = {path for path in folder.iterdir() if path.name.startswith((f"{name}-", f"{name}."))}
     found = {os.path.realpath(path) for path in named | beside if path.is_file() and os.access(path, os.X_OK)}
+    found |= {os.path.realpath(path) for path in named if path.is_dir()}  # gcc's -B folders (cc1, collect2, as)
     return sorted(path for path in found if path != os.path.realpath(program) and not _is_interpreter(path))
 
 
