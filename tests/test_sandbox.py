@@ -559,3 +559,16 @@ def test_a_cpu_run_cannot_reach_a_unix_socket_outside_and_keeps_socket_pairs(tmp
     assert runs["cpu"].stdout.split() == ["pair", "refused", str(errno.EPERM)], runs["cpu"].tail()
     assert "socket(AF_UNIX)" in runs["cpu"].confinement["refused_calls"]
     assert runs["gpu"].stdout.split()[0] == "pair", runs["gpu"].tail()  # GPU runs: see reaper's seccomp note
+
+
+@pytest.mark.skipif(landlock_abi() < 2, reason="renames between folders are a Landlock ABI 2 right (REFER)")
+def test_a_cold_confined_run_may_move_files_between_its_own_folders(tmp_path):
+    # Triton's cache writes each kernel into tmp.pid_*/ and moves it up: on the H200 a confined cold run failed with
+    # EXDEV (Invalid cross-device link) there. The further layer that takes back the interpreter's execute right
+    # handled EXECUTE alone, and Landlock refuses every move between folders to a layer that does not handle REFER.
+    (tmp_path / "mover.py").write_text(
+        "import os\nos.makedirs('cache/tmp.pid_1')\nopen('cache/tmp.pid_1/k.so', 'w').close()\n"
+        "os.replace('cache/tmp.pid_1/k.so', 'cache/k.so')\nprint('moved')\n"
+    )
+    result = run_sandboxed([PY, "-m", "mover"], cwd=tmp_path, limits=SandboxLimits())
+    assert result.filesystem_confined and result.stdout.strip() == "moved", result.tail()

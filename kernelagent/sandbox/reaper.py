@@ -545,11 +545,16 @@ def restrict_execution(executable: list[str]) -> bool:
     if landlock_abi() < 1:
         return False
     libc = _libc()
-    attr = struct.pack("=Q", _FS_EXECUTE)
+    # REFER handled and granted everywhere: a layer that does not handle it refuses every move of a file between
+    # folders (EXDEV), which Triton's cache makes for each kernel it builds (seen on the H200, cold confined runs).
+    refer = _FS_REFER if landlock_abi() >= 2 else 0
+    attr = struct.pack("=Q", _FS_EXECUTE | refer)
     ruleset = libc.syscall(_LANDLOCK_CREATE_RULESET, ctypes.c_char_p(attr), len(attr), 0)
     if ruleset < 0:
         return False
     try:
+        if refer:
+            _allow(libc, ruleset, "/", refer)
         for path in executable:
             _allow(libc, ruleset, path, _FS_EXECUTE)
         libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
