@@ -16,8 +16,8 @@ Variants: "unconfined" (control), "confined" (the product's GPU rules, our uid),
 the lender as an unprivileged uid: the design for uid separation on the GPU), "confined+uid, lender ours" (the
 candidate alone under that uid: can CUDA IPC cross uids?), "confined+w:/" (everything writable: tells whether any
 Landlock rule at all is the trouble), and "confined+w:/proc" and the like (which folder holds a missing write right).
-If "confined" fails, switch GPU confinement off in kernelagent/verify/verifier.py (GPU_CONFINED = False) and put the
-failing step and error in GPU_UNCONFINED_BECAUSE.
+If "confined" fails on an image, run the agent there with KERNELAGENT_GPU_CONFINED=0 (verdicts record it) and fix
+the rule the failing step names (kernelagent/sandbox/filesystem.gpu_rules, compilers_for_triton).
 Seen on an H100 (2026-11-25, the CPU rules only, no /dev/nvidia* write rule): every read-only variant failed CUDA init
 with error 304; only "w:/" worked. On an H200 (2026-11-30, with the driver's nodes writable) still error 304, and
 Triton could not run Ubuntu's ldconfig script under "w:/": gpu_rules now lets a run write its own threads' names

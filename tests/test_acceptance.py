@@ -87,6 +87,36 @@ def test_optimise_refuses_identical_modules_before_verifying_or_timing(scripted_
     assert "Speedups use ms" in store.path("report.md").read_text()
 
 
+def test_a_single_finalist_timed_with_its_cross_checks_is_not_timed_again(scripted_llm, context_for, harnesses,
+                                                                          tmp_path):
+    """One seed passed: the benchmark times it with the cross-checks, and select ships it on those figures instead of
+    re-timing it alone (on the H200 that second call, each round a process of its own, doubled a suite's timing)."""
+    _, timed, reference = harnesses
+    ctx = context_for(scripted_llm(), autotune=False, optimise_rounds=0)
+    store = RunStore(tmp_path / "run")
+    seed_path = store.write_text("seeds/seed0/round0.py", SEED)
+    candidates = measure_all(store, [("seed0/round0", str(seed_path))], timed, reference, LIMITS, crosscheck=True)
+    assert "cudagraph_ms" in candidates[0] or "cudagraph_error" in candidates[0], candidates[0]
+    state = {
+        "spec_path": str(PROBLEM), "run_id": "single", "run_dir": str(store.root), "device": "cuda",
+        "problem": load_problem(PROBLEM).to_dict(), "rounds_budget": 1, "harness": timed, "seeds": [],
+        "perf_budget": {"optimise_rounds": 0, "patience": 1, "target_roofline": 0.99},
+        "seed_results": [{"seed": 0, "passed": True, "rounds": 1, "outcome": "passed", "history": [],
+                          "candidate_path": str(seed_path), "verdict": {"passed": True, "failure_class": None,
+                                                                        "reason": "matches"}}],
+        "timing": {"reference": reference, "ceilings": LIMITS, "candidates": candidates,
+                   "incumbent": "seed0/round0"},
+    }
+    graph = build_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "single"}}
+    graph.update_state(config, state, as_node="benchmark")
+    graph.invoke(None, config, context=ctx)
+    timings = json.loads(store.path("result.json").read_text())["timings"]
+    assert [row["label"] for row in timings["finals"]] == ["seed0/round0"]
+    assert timings["finals_rule"].startswith("one finalist")
+    assert not [p for p in store.path("timing").iterdir() if p.name.startswith("final")]  # never timed again
+
+
 def test_identical_code_timed_against_itself_never_clears(harnesses, tmp_path):
     """Past the identity check, the statistics still refuse it: the same kernel, timed together with itself on the
     noisy host clock, is not faster than itself."""

@@ -344,8 +344,9 @@ class TimingSession:
         result |= self._host_clock(record)
         self._work_after(record, ms)
         result |= self._floor(ms) or {}
-        if self.options.get("crosscheck") and self.clock == "cuda":
-            result |= self._crosscheck(record.name, result.get("floor_ms"))
+        if self.options.get("crosscheck"):
+            result |= (self._crosscheck(record.name, result.get("floor_ms")) if self.clock == "cuda"
+                       else {"cudagraph_error": "not measured: CUDA graphs need the CUDA clock"})
         self.results[record.name] = result
 
     def _crosscheck(self, name: str, floor_ms: float | None) -> dict:

@@ -85,24 +85,17 @@ def sandbox_limits(device: str, timeout_s: float, *, host_memory_bytes: int | No
     )
 
 
-# GPU confinement: Landlock with what CUDA needs (sandbox/filesystem.gpu_rules). The one switch: if the GPU probe
-# (benchmarks/cuda_confinement_probe.py) shows a confined candidate cannot init CUDA, launch Triton or map the judge's
-# tensors, set GPU_CONFINED = False and write the probe's finding in GPU_UNCONFINED_BECAUSE (verdicts record it).
-# KERNELAGENT_GPU_CONFINED=0 turns it off for one process (to measure its latency cost against the same machine).
-# Off, on evidence, until a probe on a GPU machine passes all three steps. H200 probes (nvidia-h200-x2 image, Landlock
-# ABI 7): on 2026-11-30 01:10 CUDA failed to initialise (error 304): cuInit names its threads through
-# /proc/<pid>/task/<tid>/comm, which gpu_rules now allows for the run's own threads. At 02:10, with that rule, CUDA
-# initialised and the judge's IPC loan mapped under confinement (also with candidate and lender under one unprivileged
-# uid); Triton's launcher build still failed, on the probe's own cached /tmp and on the image's $CC
-# (/opt/gcc/bin/gcc), which compilers_for_triton now allows with its programs and script interpreter. Not yet
-# re-probed. KERNELAGENT_GPU_CONFINED=1 turns it on for one process, to probe again (gpu_judge.sh's probe step does).
-GPU_CONFINED = os.environ.get("KERNELAGENT_GPU_CONFINED", "0") == "1"
-GPU_UNCONFINED_BECAUSE = (
-    ""
-    if GPU_CONFINED
-    else "the H200 probe (benchmarks/cuda_confinement_probe.py, 2026-11-30): under gpu_rules CUDA initialises and "
-    "maps the judge's loans, but Triton's launcher build failed; fixed since, not yet re-probed on a GPU"
-)
+# GPU confinement: Landlock with what CUDA needs (sandbox/filesystem.gpu_rules), on by default since the H200 probe
+# (benchmarks/cuda_confinement_probe.py) passed all three steps on 2026-11-30 06:02 (nvidia-h200-x2, Landlock ABI 7,
+# benchmarks/cuda-confinement-probe-h200.json): a confined candidate initialises CUDA, builds and launches a Triton
+# kernel and maps the judge's IPC loans, also under an unprivileged uid of its own. What it took, each found by an
+# earlier probe: the run's own /proc/self/task (cuInit names its threads, else error 304), the image's $CC script with
+# the gcc-real and -B folders it runs, TRITON_LIBCUDA_PATH instead of ldconfig, and a REFER right in every Landlock
+# layer (Triton's cache moves each built file up a folder; EXDEV otherwise). The escape corpus on the H200, confined:
+# 15 of 18 contained (docs/sandbox-gpu.md); unconfined it was 7 of 18. If a GPU image breaks it, the probe says which
+# step: KERNELAGENT_GPU_CONFINED=0 switches it off for one process, and verdicts then record why (below).
+GPU_CONFINED = os.environ.get("KERNELAGENT_GPU_CONFINED", "1") == "1"
+GPU_UNCONFINED_BECAUSE = "" if GPU_CONFINED else "switched off for this process (KERNELAGENT_GPU_CONFINED=0)"
 # GPU candidates keep the judge's uid: legacy CUDA IPC (how the judge lends tensors, verify/wire.py) fails between
 # different uids (measured on the H200), and the judge is started as the agent's uid (verify/judge_client.py).
 GPU_SAME_UID_BECAUSE = "legacy CUDA IPC (the judge's tensor loans) fails between uids; the judge runs as the agent"
