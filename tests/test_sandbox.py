@@ -561,6 +561,45 @@ def test_a_cpu_run_cannot_reach_a_unix_socket_outside_and_keeps_socket_pairs(tmp
     assert runs["gpu"].stdout.split()[0] == "pair", runs["gpu"].tail()  # GPU runs: see reaper's seccomp note
 
 
+@pytest.mark.skipif(landlock_abi() < 1, reason="confined runs need Landlock here")
+def test_a_run_keeping_our_uid_cannot_set_limits_of_others_own_files_setuid_or_use_io_uring(tmp_path):
+    # An outside attacker (round 3) on the GPU rules, where the run keeps the agent's uid: prlimit64 set the agent's
+    # open-file limit to 4 and its CPU limit to 1 s; chmod made a root-owned program setuid-root, setxattr marked a
+    # folder; io_uring opened a socket and connected past the socket(AF_UNIX) refusal (on the CPU rules too).
+    bait = tmp_path / "bait_prog"
+    bait.write_text("#!/bin/sh\n")
+    bait.chmod(0o755)
+    code = f"""
+        import ctypes, os, resource
+        libc = ctypes.CDLL(None, use_errno=True)
+        def outcome(call):
+            try:
+                call()
+                return "ok"
+            except OSError as err:
+                return f"refused:{{err.errno}}"
+        x86 = os.uname().machine == "x86_64"
+        print("own_limits", outcome(lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))))
+        print("parent_limits", outcome(lambda: resource.prlimit(os.getppid(), resource.RLIMIT_NOFILE, (4, 4))))
+        print("setuid", outcome(lambda: os.chmod({str(bait)!r}, 0o4755)))
+        open("mine", "w").close()
+        print("plain_chmod", outcome(lambda: os.chmod("mine", 0o600)))
+        print("chown", outcome(lambda: os.chown("mine", 0, 0)))
+        print("xattr", outcome(lambda: os.setxattr("mine", "user.mark", b"x")))
+        params = ctypes.create_string_buffer(120)
+        fd = libc.syscall(425, 8, params)  # io_uring_setup, the same number on x86-64 and aarch64
+        print("io_uring", "ok" if fd >= 0 else f"refused:{{ctypes.get_errno()}}")
+        """
+    (tmp_path / "run").mkdir()
+    result = run_py(code, tmp_path / "run", gpu=True, unprivileged=False, timeout_s=60)
+    seen = dict(line.split() for line in result.stdout.splitlines())
+    refused = f"refused:{errno.EPERM}"
+    assert seen == {"own_limits": "ok", "parent_limits": refused, "setuid": refused, "plain_chmod": "ok",
+                    "chown": refused, "xattr": refused, "io_uring": refused}, result.tail()
+    assert bait.stat().st_mode & 0o7777 == 0o755
+    assert "prlimit64 on another process" in result.confinement["refused_calls"]
+
+
 @pytest.mark.skipif(landlock_abi() < 2, reason="renames between folders are a Landlock ABI 2 right (REFER)")
 def test_a_cold_confined_run_may_move_files_between_its_own_folders(tmp_path):
     # Triton's cache writes each kernel into tmp.pid_*/ and moves it up: on the H200 a confined cold run failed with

@@ -106,7 +106,7 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
     if limits.confine_filesystem:
         unix_sockets = bool(limits.gpu)
         facts["seccomp"] = _install_seccomp(unix_sockets=unix_sockets)
-        facts["refused_calls"] = ["add_key", "request_key", "keyctl", *([] if unix_sockets else ["socket(AF_UNIX)"])]
+        facts["refused_calls"] = [*REFUSED_CALLS, *([] if unix_sockets else ["socket(AF_UNIX)"])]
     facts["uid"] = os.getuid()
     facts["capabilities"] = _effective_capabilities()
     return facts
@@ -120,35 +120,78 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
 #   Landlock has no right for connecting to one (the same attacker talked to an outside listener): on CPU runs
 #   socket(AF_UNIX, ...) is refused, so nothing can connect (socketpair, whose two ends stay inside, is not). GPU
 #   runs keep it until a GPU probe shows the driver needs no Unix socket of its own.
+# - a run that keeps the agent's uid (GPU runs, root without capabilities) owns every root-owned file it can name, and
+#   Landlock has no right for metadata: an outside attacker (round 3, GPU rules) made a bait program setuid-root and
+#   gave a folder mode 0777 and an extended attribute. chown and the xattr writes are refused, and chmod with a
+#   setuid/setgid bit; a plain chmod or utime of a root-owned file stays possible where the run keeps our uid (only a
+#   uid of its own closes that, docs/sandbox.md);
+# - prlimit64 on another process of the same uid set the agent's open-file limit to 4 and its CPU limit to 1 s (it was
+#   killed, and dumped a core holding the API key): refused unless the pid is 0 (the caller, as glibc passes it);
+# - io_uring opens sockets and connects without the socket/connect calls (the same attacker reached a host listener
+#   through IORING_OP_SOCKET on the CPU rules): io_uring_setup, _enter and _register are refused.
 # Syscall numbers per architecture; on x86-64 the x32 calls are refused too.
 _AUDIT_ARCH_X86_64, _AUDIT_ARCH_AARCH64 = 0xC000003E, 0xC00000B7
 _SYSCALLS = {
-    _AUDIT_ARCH_X86_64: {"add_key": 248, "request_key": 249, "keyctl": 250, "socket": 41},
-    _AUDIT_ARCH_AARCH64: {"add_key": 217, "request_key": 218, "keyctl": 219, "socket": 198},
+    _AUDIT_ARCH_X86_64: {
+        "add_key": 248, "request_key": 249, "keyctl": 250, "socket": 41, "prlimit64": 302,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260,
+        "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198,
+        "fremovexattr": 199, "setxattrat": 463, "removexattrat": 466,
+        "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452,
+    },
+    _AUDIT_ARCH_AARCH64: {
+        "add_key": 217, "request_key": 218, "keyctl": 219, "socket": 198, "prlimit64": 261,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "fchown": 55, "fchownat": 54,
+        "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7, "removexattr": 14, "lremovexattr": 15, "fremovexattr": 16,
+        "setxattrat": 463, "removexattrat": 466,
+        "fchmod": 52, "fchmodat": 53, "fchmodat2": 452,
+    },
 }
+_REFUSED = ("add_key", "request_key", "keyctl", "io_uring_setup", "io_uring_enter", "io_uring_register",
+            "chown", "fchown", "lchown", "fchownat", "setxattr", "lsetxattr", "fsetxattr", "removexattr",
+            "lremovexattr", "fremovexattr", "setxattrat", "removexattrat")
+_SETID_BITS = 0o6000
+# (call, offset of the argument in seccomp_data, jump op, constant, refuse when the jump is taken)
+_ARGUMENT_RULES = (
+    ("prlimit64", 16, "JEQ", 0, False),  # args[0] == 0: the caller itself
+    ("chmod", 24, "JSET", _SETID_BITS, True),  # args[1]: mode
+    ("fchmod", 24, "JSET", _SETID_BITS, True),
+    ("fchmodat", 32, "JSET", _SETID_BITS, True),  # args[2]: mode
+    ("fchmodat2", 32, "JSET", _SETID_BITS, True),
+)
+REFUSED_CALLS = [*_REFUSED, "prlimit64 on another process", "chmod with setuid/setgid bits"]
 _X32_BIT = 0x40000000
 _AF_UNIX = 1
 _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
-_BPF_LD_W_ABS, _BPF_JEQ, _BPF_JGE, _BPF_RET = 0x20, 0x15, 0x35, 0x06
+_BPF_LD_W_ABS, _BPF_JEQ, _BPF_JGE, _BPF_JSET, _BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
 _SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0 = 0, 4, 16  # low half of args[0] (little-endian)
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 
 
 def seccomp_program(*, unix_sockets: bool) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions: per known architecture, refuse the key calls (and, without
-    unix_sockets, socket(AF_UNIX)); allow everything else, on other architectures too (nothing known to refuse)."""
+    """The filter as (code, jt, jf, k) instructions: per known architecture, refuse the calls named above (the
+    argument rules by their argument; without unix_sockets, socket(AF_UNIX) too); allow everything else, on other
+    architectures too (nothing known to refuse)."""
     code: list[tuple] = [(_BPF_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARCH)]
     for arch, numbers in _SYSCALLS.items():
         code.append((_BPF_JEQ, 0, f"not {arch}", arch))
         code.append((_BPF_LD_W_ABS, 0, 0, _SECCOMP_DATA_NR))
         if arch == _AUDIT_ARCH_X86_64:
             code.append((_BPF_JGE, "deny", 0, _X32_BIT))
-        for name in ("add_key", "request_key", "keyctl"):
-            code.append((_BPF_JEQ, "deny", 0, numbers[name]))
+        code += [(_BPF_JEQ, "deny", 0, numbers[name]) for name in _REFUSED if name in numbers]
+        # Each rule below ends the filter for its call (the argument replaces the number in the accumulator).
+        rules = [(name, offset, op, k, refuse) for name, offset, op, k, refuse in _ARGUMENT_RULES if name in numbers]
         if not unix_sockets:
-            code.append((_BPF_JEQ, 0, "allow", numbers["socket"]))
-            code.append((_BPF_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG0))
-            code.append((_BPF_JEQ, "deny", 0, _AF_UNIX))
+            rules.append(("socket", _SECCOMP_DATA_ARG0, "JEQ", _AF_UNIX, True))
+        for i, (name, offset, op, k, refuse) in enumerate(rules):
+            after = f"{arch} rule {i}"
+            code.append((_BPF_JEQ, 0, after, numbers[name]))
+            code.append((_BPF_LD_W_ABS, 0, 0, offset))
+            jump = _BPF_JSET if op == "JSET" else _BPF_JEQ
+            code.append((jump, "deny", "allow", k) if refuse else (jump, "allow", "deny", k))
+            code.append(after)
         code.append((_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW))
         code.append(f"not {arch}")
     code += ["allow", (_BPF_RET, 0, 0, _SECCOMP_RET_ALLOW), "deny", (_BPF_RET, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)]
