@@ -600,6 +600,30 @@ def test_a_run_keeping_our_uid_cannot_set_limits_of_others_own_files_setuid_or_u
     assert "prlimit64 on another process" in result.confinement["refused_calls"]
 
 
+@pytest.mark.skipif(landlock_abi() < 1, reason="confined runs need Landlock here")
+def test_a_cpu_run_cannot_hold_memory_the_watchdog_does_not_see(tmp_path):
+    # Written into a memfd and never mapped, 9.5 GiB were not resident, and the round 3 attacker's candidate passed
+    # under the host-memory limit; a SysV segment does the same. CPU runs may make neither (their tensors are the
+    # judge's memfds); GPU runs still may, until a GPU probe shows CUDA does without them.
+    code = """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            os.close(os.memfd_create("hoard"))
+            print("memfd ok")
+        except OSError as err:
+            print("memfd", err.errno)
+        made = libc.shmget(0, 1 << 20, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+        print("shmget", "ok" if made >= 0 else ctypes.get_errno())
+        """
+    runs = {}
+    for name, gpu in (("cpu", False), ("gpu", True)):
+        (tmp_path / name).mkdir()
+        runs[name] = run_py(code, tmp_path / name, gpu=gpu, unprivileged=False, timeout_s=60)
+    assert runs["cpu"].stdout.split() == ["memfd", str(errno.EPERM), "shmget", str(errno.EPERM)], runs["cpu"].tail()
+    assert runs["gpu"].stdout.split() == ["memfd", "ok", "shmget", "ok"], runs["gpu"].tail()
+
+
 @pytest.mark.skipif(landlock_abi() < 2, reason="renames between folders are a Landlock ABI 2 right (REFER)")
 def test_a_cold_confined_run_may_move_files_between_its_own_folders(tmp_path):
     # Triton's cache writes each kernel into tmp.pid_*/ and moves it up: on the H200 a confined cold run failed with
