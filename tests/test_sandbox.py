@@ -624,6 +624,22 @@ def test_a_cpu_run_cannot_hold_memory_the_watchdog_does_not_see(tmp_path):
     assert runs["gpu"].stdout.split() == ["memfd", "ok", "shmget", "ok"], runs["gpu"].tail()
 
 
+@pytest.mark.skipif(landlock_abi() < 1, reason="confined runs need Landlock here")
+def test_a_run_keeping_our_uid_is_killed_once_it_runs_too_many_tasks(tmp_path):
+    # Root ignores RLIMIT_NPROC, and GPU runs keep the agent's uid: the round 3 attacker's threads reached 28116 of
+    # the host's 32768 pids there. The watchdog counts the tree's tasks instead (a poll: it may overshoot a little).
+    code = """
+        import threading, time
+        for _ in range(600):
+            threading.Thread(target=time.sleep, args=(20,), daemon=True).start()
+        print("all started")
+        time.sleep(20)
+        """
+    result = run_py(code, tmp_path, gpu=True, unprivileged=False, timeout_s=40, max_tasks=300)
+    assert result.tasks_exceeded and not result.timed_out, result.tail()
+    assert "processes and threads" in result.tail()
+
+
 @pytest.mark.skipif(landlock_abi() < 2, reason="renames between folders are a Landlock ABI 2 right (REFER)")
 def test_a_cold_confined_run_may_move_files_between_its_own_folders(tmp_path):
     # Triton's cache writes each kernel into tmp.pid_*/ and moves it up: on the H200 a confined cold run failed with

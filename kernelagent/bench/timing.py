@@ -283,7 +283,10 @@ def _run_child(workdir: Path, config: dict, options: dict, harness: dict, timeou
                 limits=SandboxLimits(
                     timeout_s=max(1.0, timeout_s),
                     apply_memory_limit=False,
-                    confine_filesystem=confines_filesystem(harness.get("device", "cuda")),
+                    # The user's baselines are the user's own code, like the judge's reference: not confined (with
+                    # GPU confinement on, torch.compile could not start its compile workers); candidates always are.
+                    confine_filesystem=confines_filesystem(harness.get("device", "cuda"))
+                    and config.get("mode") != "reference",
                 ),
                 env=pinned_env(_env(harness), gpu),
                 stdin_fd=stdin_fd,

@@ -38,6 +38,7 @@ from kernelagent.sandbox.reaper import (
     kill_all_descendants,
     kill_uid,
     read_isolation_report,
+    tasks_watched,
 )
 from kernelagent.sandbox.runner import _MARKER_VAR, _without_secrets
 from kernelagent.sandbox.warm import MARKER_PLACEHOLDER, MAX_MESSAGE_BYTES
@@ -245,7 +246,8 @@ def _supervise_run(
     if stdin_fd is not None:
         os.close(stdin_fd)  # the candidate's alone now: its end closes when its tree dies
     deadline = time.monotonic() + limits.timeout_s
-    watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))  # the candidate's tree: all below us
+    # The candidate's tree: all below us.
+    watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None), tasks_watched(limits, facts))
     folder = FolderWatch(request["cwd"], getattr(limits, "folder_bytes", None), tree_root=os.getpid(), held=capture)
     wait_status, why = _wait_for_candidate(pid, reply, wake_r, stop, deadline, watch, folder)
     leftovers = kill_all_descendants(exclude_pid=pid)

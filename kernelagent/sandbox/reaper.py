@@ -317,6 +317,13 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
         raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
 
 
+def tasks_watched(limits: SandboxLimits, facts: dict) -> int | None:
+    """The task count to watch from outside: a confined run that kept a uid RLIMIT_NPROC does not bound (no
+    max_tasks in its facts: root, as on the GPU). Unconfined runs are the user's own code (torch.compile's workers)."""
+    confined = getattr(limits, "confine_filesystem", False)
+    return tasks_limit_for(limits) if confined and facts.get("max_tasks") is None else None
+
+
 def tasks_limit_for(limits: SandboxLimits) -> int:
     """RLIMIT_NPROC: explicit, or enough for torch's and OpenMP's per-core threads plus compiler subprocesses."""
     explicit = getattr(limits, "max_tasks", None)
@@ -738,21 +745,41 @@ class MemoryWatch(PolledLimit):
 
     RLIMIT_AS cannot be used on GPU runs (CUDA reserves a huge virtual address space), and RLIMIT_RSS is a no-op on
     Linux, so resident memory is watched from outside instead: the caller kills the tree once over() says so.
+
+    Where the run keeps a uid that RLIMIT_NPROC does not bound (root, as GPU runs do), it also counts the tree's tasks
+    (processes and threads), max_tasks at most: an outside attacker's thread flood reached 28116 tasks of the host's
+    32768 pids on the GPU rules. A poll, like the memory: a flood may overshoot by what it starts in one interval.
     """
 
-    def __init__(self, root: int, limit_bytes: int | None) -> None:
+    def __init__(self, root: int, limit_bytes: int | None, max_tasks: int | None = None) -> None:
         super().__init__(limit_bytes)
         self.root = root
+        self.max_tasks = max_tasks
+        self.tasks_peak = 0
+        self.tasks_exceeded = False
 
     def _measure(self) -> tuple[int, bool]:
-        used = tree_rss_bytes(self.root)
-        return used, used > self.limit_bytes
+        pids = _descendants(self.root)
+        used = sum(_rss_bytes(pid) for pid in pids)
+        if self.max_tasks is not None:
+            tasks = sum(_task_count(pid) for pid in pids)
+            self.tasks_peak = max(self.tasks_peak, tasks)
+            self.tasks_exceeded = tasks > self.max_tasks
+        return used, used > self.limit_bytes or self.tasks_exceeded
 
     def report(self) -> dict:
         """The status fields both sandbox paths send back."""
+        tasks = {"tasks_peak": self.tasks_peak, "tasks_limit": self.max_tasks} if self.max_tasks is not None else {}
         if self.limit_bytes is None:
-            return {"rss_peak_bytes": None, "rss_limit_bytes": None}
-        return {"rss_peak_bytes": self.peak_bytes, "rss_limit_bytes": self.limit_bytes}
+            return {"rss_peak_bytes": None, "rss_limit_bytes": None, **tasks}
+        return {"rss_peak_bytes": self.peak_bytes, "rss_limit_bytes": self.limit_bytes, **tasks}
+
+
+def _task_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0  # ended meanwhile
 
 
 def tree_rss_bytes(root: int) -> int:
@@ -924,7 +951,8 @@ def end_of_run_status(
     return {
         "wait_status": wait_status,
         "stopped": why == "stopped",
-        "memory_exceeded": why == "memory",
+        "memory_exceeded": why == "memory" and not watch.tasks_exceeded,
+        "tasks_exceeded": why == "memory" and watch.tasks_exceeded,
         "disk_exceeded": why == "disk",
         **watch.report(),
         **folder.report(),
@@ -1029,7 +1057,7 @@ def run_reaper(config: dict) -> dict:
     _become_subreaper(config["parent_pid"])
     limits = types.SimpleNamespace(**config["limits"])
     pid, facts = _spawn(config["argv"], limits, original_mask)
-    watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None))
+    watch = MemoryWatch(os.getpid(), getattr(limits, "rss_bytes", None), tasks_watched(limits, facts))
     # Our stdout and stderr are the run's capture files (runner.capture_files).
     folder = FolderWatch(os.getcwd(), getattr(limits, "folder_bytes", None), tree_root=os.getpid(), held=(1, 2))
     wait_status, why = _wait_for_main_child(pid, config["backstop_s"], watch, folder)

@@ -134,6 +134,7 @@ class SandboxResult:
     leftovers_killed: int  # processes the command left behind (daemons, setsid'd grandchildren) that we killed
     network_isolated: bool
     memory_exceeded: bool = False  # killed by the host-memory watchdog (SandboxLimits.rss_bytes)
+    tasks_exceeded: bool = False  # killed for running more tasks than max_tasks (where RLIMIT_NPROC cannot bound it)
     rss_peak_bytes: int | None = None  # largest summed resident memory the watchdog sampled; None when not watched
     filesystem_confined: bool = False  # Landlock took effect (SandboxLimits.confine_filesystem)
     disk_exceeded: bool = False  # killed for filling its folder (SandboxLimits.folder_bytes)
@@ -157,6 +158,8 @@ class SandboxResult:
             return "[killed: the run's folder grew past its quota]"
         if self.memory_exceeded:
             return "[killed: the process tree used too much host memory]"
+        if self.tasks_exceeded:
+            return "[killed: the process tree ran too many processes and threads]"
         if self.timed_out:
             return f"[timed out after {self.wall_s:.1f}s; process tree killed]"
         if self.signal_name:
@@ -558,11 +561,12 @@ def _result_from(
     status = status or {}
     timed_out = bool(status.get("stopped"))
     memory_exceeded = bool(status.get("memory_exceeded"))
+    tasks_exceeded = bool(status.get("tasks_exceeded"))
     disk_exceeded = bool(status.get("disk_exceeded"))
     wait_status = status.get("wait_status")
     if timed_out:
         returncode, signal_name = None, "SIGKILL"
-    elif memory_exceeded or disk_exceeded:  # a watchdog SIGKILLed the tree; the command's status was reaped then
+    elif memory_exceeded or tasks_exceeded or disk_exceeded:  # a watchdog SIGKILLed the tree (status reaped then)
         returncode, signal_name = -signal.SIGKILL, "SIGKILL"
     elif wait_status is not None:
         returncode = os.waitstatus_to_exitcode(wait_status)
@@ -577,6 +581,9 @@ def _result_from(
         stderr += f"\n[sandbox: the run's folder grew past {int(status.get('folder_limit_bytes') or 0) / 1024**2:.0f} MiB; killed]"
     if memory_exceeded:
         stderr += "\n" + memory_note(int(status.get("rss_limit_bytes") or 0), int(status.get("rss_peak_bytes") or 0))
+    if tasks_exceeded:
+        stderr += (f"\n[sandbox: the process tree ran more than {status.get('tasks_limit')} processes and threads "
+                   f"({status.get('tasks_peak')} when sampled); killed]")
     return SandboxResult(
         returncode=returncode,
         stdout=stdout,
@@ -587,6 +594,7 @@ def _result_from(
         leftovers_killed=int(status.get("leftovers_killed", 0)),
         network_isolated=bool(status.get("network_isolated", False)),
         memory_exceeded=memory_exceeded,
+        tasks_exceeded=tasks_exceeded,
         rss_peak_bytes=status.get("rss_peak_bytes"),
         filesystem_confined=bool(status.get("filesystem_confined", False)),
         disk_exceeded=disk_exceeded,

@@ -379,6 +379,8 @@ def verdict_of(outcome: dict, run: SandboxResult, timeout_s: float, limits: Sand
             f"used more than {limit} of host memory (resident, whole process tree); killed",
             run.tail(1500),
         )
+    if run.tasks_exceeded:
+        return V.failed(V.RESOURCE_LIMIT, "ran more processes and threads than a run may; killed", run.tail(1500))
     if run.disk_exceeded:
         limit = f"{limits.folder_bytes / 1024**2:g} MiB" if limits and limits.folder_bytes else "its quota"
         return V.failed(V.RESOURCE_LIMIT, f"wrote more than {limit} into its folder; killed", run.tail(1500))
