@@ -97,7 +97,7 @@ def load(path, name):
     spec.loader.exec_module(mod)
     return mod
 
-def run(i, cand, prob, sizes, zeros):
+def run(i, cand, prob, sizes, special):
     p, c = load(prob, f"problem_{i}"), load(cand, f"candidate_{i}")
     torch.manual_seed(0)
     ref = p.Model(*p.get_init_inputs())
@@ -109,13 +109,15 @@ def run(i, cand, prob, sizes, zeros):
     # from a seed of this entry's own: with a shared one, a candidate that leaves rows of torch.empty unwritten was
     # once handed the freed memory of the entry before it, holding the very outputs of the same draw, and "passed"
     third_seed = 4321 + i
-    for seed, at in ((1234, {}), (5678, {}), *([(third_seed, sizes)] if sizes or zeros else [])):
+    for seed, at in ((1234, {}), (5678, {}), *([(third_seed, sizes)] if sizes or special else [])):
         for name, value in at.items():
             setattr(p, name, value)
         torch.manual_seed(seed)
         inputs = p.get_inputs()
-        if zeros and seed == third_seed:
+        if special == "zeros" and seed == third_seed:
             inputs = [t.masked_fill(torch.rand_like(t) < 0.05, 0) for t in inputs]
+        if special == "grid" and seed == third_seed:  # ties and exact halves
+            inputs = [torch.round(t * 2) / 2 for t in inputs]
         expected = ref(*[t.clone() for t in inputs])
         print("CALL", flush=True)
         given = [t.clone() for t in inputs]
@@ -134,17 +136,22 @@ def run(i, cand, prob, sizes, zeros):
             return "numerical_mismatch", ops
     return "pass", ops
 
-for i, (cand, prob, sizes, zeros) in enumerate(json.loads(sys.argv[1])):
+for i, (cand, prob, sizes, special) in enumerate(json.loads(sys.argv[1])):
     print("START " + cand, flush=True)
     ops = set()
     try:
-        status, ops = run(i, cand, prob, sizes, zeros)
+        status, ops = run(i, cand, prob, sizes, special)
     except MemoryError:
         status = "resource_limit"
     except Exception as e:
         status = "resource_limit" if "allocate memory" in str(e) else "runtime_error"
     print("RESULT " + json.dumps([cand, status, sorted(ops)]), flush=True)
 """
+
+
+def _special_draw(entry: dict) -> str | None:
+    """The extra draw an entry is wrong on: exact zeros or a grid of halves (ties), else None."""
+    return "zeros" if entry.get("wrong_with_zeros") else "grid" if entry.get("wrong_on_grid") else None
 
 
 def _limit_memory():  # runs in the child before exec: address-space cap so the 64 GiB allocation fails fast
@@ -159,8 +166,7 @@ class _Group:
         self.entries, self.results, self.log = entries, {}, []
         self.current, self.call_started = None, None
         env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-        pairs = [(e["candidate"], e["problem"], e.get("wrong_at_sizes", {}), e.get("wrong_with_zeros", False))
-                 for e in entries]
+        pairs = [(e["candidate"], e["problem"], e.get("wrong_at_sizes", {}), _special_draw(e)) for e in entries]
         self.proc = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(pairs)], cwd=CORPUS, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      preexec_fn=_limit_memory if mem_limit else None)

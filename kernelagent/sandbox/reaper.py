@@ -104,9 +104,10 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
     # write keys into) after any uid change. It ends with the run's last process.
     facts["own_session_keyring"] = _keyctl(_KEYCTL_JOIN_SESSION_KEYRING, 0) >= 0
     if limits.confine_filesystem:
-        gpu = bool(limits.gpu)
-        facts["seccomp"] = _install_seccomp(gpu=gpu)
-        facts["refused_calls"] = [*REFUSED_CALLS, *([] if gpu else CPU_ONLY_REFUSED_CALLS)]
+        gpu, memfds = bool(limits.gpu), bool(getattr(limits, "lends_memory", False))
+        facts["seccomp"] = _install_seccomp(gpu=gpu, memfds=memfds)
+        cpu_only = [call for call in CPU_ONLY_REFUSED_CALLS if not (memfds and call == "memfd_create")]
+        facts["refused_calls"] = [*REFUSED_CALLS, *([] if gpu else cpu_only)]
     facts["uid"] = os.getuid()
     facts["capabilities"] = _effective_capabilities()
     return facts
@@ -165,6 +166,7 @@ REFUSED_CALLS = [*_REFUSED, "prlimit64 on another process", "chmod with setuid/s
 # CPU runs only, until a GPU probe shows CUDA does without them: memory held in a memfd or a SysV segment that is not
 # mapped is not resident, so the host-memory watchdog (resident memory of the process tree) did not see it (the
 # round 3 attacker wrote 9.5 GiB into memfds and passed); the candidate's tensors are the judge's memfds, lent to it.
+# (Test mode's test process lends tensors itself and keeps memfd_create: SandboxLimits.lends_memory.)
 _CPU_ONLY_REFUSED = ("memfd_create", "shmget")
 CPU_ONLY_REFUSED_CALLS = ["socket(AF_UNIX)", *_CPU_ONLY_REFUSED]
 _X32_BIT = 0x40000000
@@ -175,7 +177,7 @@ _SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0 = 0, 4, 16  # low half 
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 
 
-def seccomp_program(*, gpu: bool) -> list[tuple[int, int, int, int]]:
+def seccomp_program(*, gpu: bool, memfds: bool = False) -> list[tuple[int, int, int, int]]:
     """The filter as (code, jt, jf, k) instructions: per known architecture, refuse the calls named above (the
     argument rules by their argument; on CPU runs, the CPU-only ones too); allow everything else, on other
     architectures too (nothing known to refuse)."""
@@ -189,7 +191,8 @@ def seccomp_program(*, gpu: bool) -> list[tuple[int, int, int, int]]:
         # Each rule below ends the filter for its call (the argument replaces the number in the accumulator).
         rules = [(name, offset, op, k, refuse) for name, offset, op, k, refuse in _ARGUMENT_RULES if name in numbers]
         if not gpu:
-            code += [(_BPF_JEQ, "deny", 0, numbers[name]) for name in _CPU_ONLY_REFUSED]
+            code += [(_BPF_JEQ, "deny", 0, numbers[name]) for name in _CPU_ONLY_REFUSED
+                     if not (memfds and name == "memfd_create")]
             rules.append(("socket", _SECCOMP_DATA_ARG0, "JEQ", _AF_UNIX, True))
         for i, (name, offset, op, k, refuse) in enumerate(rules):
             after = f"{arch} rule {i}"
@@ -224,9 +227,9 @@ def _resolve_jumps(code: list) -> list[tuple[int, int, int, int]]:
     return program
 
 
-def _install_seccomp(*, gpu: bool) -> bool:
+def _install_seccomp(*, gpu: bool, memfds: bool = False) -> bool:
     """Install the filter for this process and all it starts; False where the kernel refuses it."""
-    program = seccomp_program(gpu=gpu)
+    program = seccomp_program(gpu=gpu, memfds=memfds)
     filters = (ctypes.c_ubyte * (8 * len(program)))()
     for i, (op, jt, jf, k) in enumerate(program):
         struct.pack_into("=HBBI", filters, 8 * i, op, jt, jf, k)  # struct sock_filter

@@ -109,6 +109,9 @@ class SandboxLimits:
     # Confined with what CUDA needs as well (filesystem.gpu_rules). None: decided per run from its env (a run that
     # does not select Triton's interpreter and has a GPU to see is a GPU run: gpu_run).
     gpu: bool | None = None
+    # The run lends tensors to another as memfds (test mode's test process): it may create memfds, which other CPU
+    # runs may not (unmapped memfd pages escape the host-memory watchdog, reaper.seccomp_program).
+    lends_memory: bool = False
     # Where the agent is root: the run becomes a uid of its own (identity.run_identity; filled in per run as
     # run_as_uid), so the kernel, not our rules, keeps it from other processes, device nodes and capabilities.
     # None: True except for GPU runs, which must keep the judge's uid (legacy CUDA IPC fails between uids).

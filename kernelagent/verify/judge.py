@@ -80,7 +80,7 @@ class Session:
         self._note_guard(built, "build")
         for k, spec in enumerate(reference.plan):
             inputs, high, low = reference.draw(spec)
-            if (spec.scale != 1.0 or spec.zeros) and not all_finite(low):
+            if (spec.scale != 1.0 or spec.zeros or spec.grid) and not all_finite(low):
                 self.outcome.setdefault("skipped", []).append(f"{spec.label}: the reference is not finite there")
                 self.outcome["draws_judged"] = k + 1
                 continue

@@ -31,6 +31,10 @@ MAGNITUDES = (64.0, 1 / 64)
 # A draw with some inputs exactly 0, where the reference stays finite: continuous random data never holds one, and
 # real activations (after a relu) hold many. An outside attacker's relu, x * (1 + x/|x|) / 2, is NaN at 0 and passed.
 ZEROS = 0.05
+# A draw on a grid of halves (inputs rounded to multiples of GRID), where the reference stays finite: ties, repeated
+# values and exact halves, which continuous random data never holds. An outside attacker's argmax that returns the last
+# of equal maxima, and a round() that takes halves up instead of to even, passed every other draw.
+GRID = 0.5
 # Second-shape fallbacks for problems whose sizes are literals in get_inputs(): the drawn inputs cut to an odd,
 # smaller extent along one dimension, tried in this order until the reference accepts one and its output changes.
 SLICINGS = ("dim 0 of every input", "dim 0 of the first input", "last dim of every input")
@@ -49,6 +53,7 @@ class Draw:
     label: str
     scale: float = 1.0
     zeros: float = 0.0  # the share of float input elements set to exactly 0
+    grid: float = 0.0  # float inputs rounded to multiples of this (0: not rounded)
     sizes: dict[str, int] = field(default_factory=dict)  # a second shape: size constants changed for get_inputs()
     slicing: str | None = None  # a second shape for literal sizes: one of SLICINGS
     grow: bool = False  # with slicing: extend by fresh rows instead of cutting
@@ -107,6 +112,8 @@ class Reference:
                 inputs = [x * spec.scale if _is_float(x) else x for x in inputs]
             if spec.zeros:
                 inputs = [x.masked_fill(torch.rand_like(x) < spec.zeros, 0) if _is_float(x) else x for x in inputs]
+            if spec.grid:
+                inputs = [torch.round(x / spec.grid) * spec.grid if _is_float(x) else x for x in inputs]
             expected = self._run_high(inputs) if high else None
             if high and self.device == "cuda":
                 # The float64 run's activations stay reserved by the caching allocator otherwise: at KernelBench's
@@ -158,6 +165,7 @@ class Reference:
         if extra:
             plan += [Draw(f"inputs x{scale:g}", scale=scale) for scale in MAGNITUDES]
             plan.append(Draw(f"inputs with {ZEROS:.0%} exact zeros", zeros=ZEROS))
+            plan.append(Draw(f"inputs on a grid of {GRID:g} (ties, halves)", grid=GRID))
             names = self._size_names()
             second = self._second_shape(names)
             if second:

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kernelagent.llm.client import LLMSettings
@@ -167,8 +167,10 @@ def run_test(  # noqa: PLR0913
             """One process with `stdin` as its standard input; our copy is closed once the process tree is dead,
             so that its peer reads EOF."""
             argv = [sys.executable, "-m", f"kernelagent.verify.{module}", str(folder.resolve()), *args]
+            # The test process lends the kernel process its tensors as memfds (call_wire): it may create them.
+            own = replace(limits, lends_memory=True) if module == "test_runner" else limits
             try:
-                return runner(argv, cwd=folder, limits=limits, env=env, stdin_fd=stdin.fileno())
+                return runner(argv, cwd=folder, limits=own, env=env, stdin_fd=stdin.fileno())
             finally:
                 stdin.close()
 
