@@ -351,6 +351,7 @@ def _sandbox_facts(run: SandboxResult, outcome: dict, gpu: str | None, device: s
         **({"skipped_draws": outcome["skipped"]} if outcome.get("skipped") else {}),
         "rss_peak_bytes": run.rss_peak_bytes,
         "disk_exceeded": run.disk_exceeded,
+        "tasks_exceeded": run.tasks_exceeded,
         "folder_peak_bytes": run.confinement.get("folder_peak_bytes"),
         **gpu_facts(gpu),  # the slot's id and, where nvidia-smi knows it, the physical GPU's index, UUID, name
     }

@@ -90,7 +90,7 @@ _unguarded({attack!r})
 IN_PROCESS = {"exec_route"}
 # What only a uid of the run's own contains (the agent must be root): without one the kernel does not count the
 # run's tasks apart from the agent's.
-NEEDS_OWN_UID = {"floods", "keyrings"}
+NEEDS_OWN_UID = {"keyrings"}
 # What a kernel without Landlock's ABI 6 scopes cannot contain unless the run has a uid of its own.
 NEEDS_SCOPES_OR_UID = {"signals"}
 _signalled: list[int] = []
@@ -316,8 +316,10 @@ def check_signals(found, verdict, workdir, setting, log):
 
 
 def check_floods(found, verdict, workdir, setting, log):
-    if found is None:
-        return False, "the attack did not report"
+    if found is None:  # killed before it could report: by the watchdog's task count (a run keeping our uid)?
+        killed = bool(verdict["details"].get("tasks_exceeded")) and verdict["failure_class"] == "resource_limit"
+        return killed, ("killed by the watchdog's task count (a uid RLIMIT_NPROC cannot bound), the tree with it"
+                        if killed else "the attack did not report")
     alive = [pid for pid in found["pids"] if _is_running(pid)]
     tasks = verdict["details"].get("confinement", {}).get("max_tasks")
     stopped = found["processes"] < FLOOD and found["threads"] < FLOOD
@@ -380,6 +382,30 @@ def check_capture_swap(found, verdict, workdir, setting, log):
         f"tries {found and found['swapped']}; verdict {verdict['failure_class'] or 'pass'} in time, stdout/stderr "
         "captured in unnamed files read back by descriptor, sandbox.log rewritten as a regular file"
     )
+
+
+def check_others_limits_metadata(found, verdict, workdir, setting, log):
+    limits = Path(f"/proc/{setting['agent_pid']}/limits").read_text()
+    nofile = next(line for line in limits.splitlines() if line.startswith("Max open files")).split()[3]
+    canary = Path(setting["canary"])
+    mode = canary.stat().st_mode & 0o7777
+    xattrs = _xattrs(canary)
+    untouched = nofile != "4" and not mode & 0o6000 and canary.stat().st_uid == os.getuid() and not xattrs
+    return found is not None and untouched and _refused(found["tries"]), (
+        f"tries {found and found['tries']}; the agent's open-file limit {nofile}, the canary's mode {mode:o}, "
+        f"its extended attributes {xattrs}"
+    )
+
+
+def _xattrs(path: Path) -> list[str]:
+    try:
+        return os.listxattr(path)
+    except OSError:
+        return []
+
+
+def check_io_uring(found, verdict, workdir, setting, log):
+    return found is not None and _refused(found["tries"]), f"tries {found and found['tries']}"
 
 
 def check_disk_unlinked(found, verdict, workdir, setting, log):
