@@ -640,6 +640,41 @@ def test_a_run_keeping_our_uid_is_killed_once_it_runs_too_many_tasks(tmp_path):
     assert "processes and threads" in result.tail()
 
 
+@pytest.mark.skipif(landlock_abi() < 1 or os.geteuid() != 0, reason="needs Landlock and root (a run keeping root)")
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_run_keeping_root_reads_nothing_only_root_may_read(tmp_path, monkeypatch, warm):
+    # Landlock lets a confined run read /etc, and a run that keeps root (the GPU rules) owns /etc/shadow: the round 3
+    # attacker read it. Files other users may not read, and folders they may not list, are masked for such a run.
+    # Here the "system" folder lies in the run's own folder, which it may read anyway.
+    from kernelagent.sandbox import filesystem
+    from kernelagent.sandbox.warm import shared_pool
+
+    run = tmp_path / "run"
+    system = run / "system"
+    (system / "private").mkdir(parents=True)
+    (system / "shadow").write_text("root-only secret")
+    (system / "shadow").chmod(0o600)
+    (system / "private" / "key").write_text("private key")
+    (system / "private").chmod(0o700)
+    (system / "public").write_text("for everyone")
+    (system / "public").chmod(0o644)
+    monkeypatch.setattr(filesystem, "HIDDEN_ROOTS", (str(system),))
+    (run / "read_system.py").write_text(
+        "import os\n"
+        "for name in ('shadow', 'private/key', 'public'):\n"
+        "    try:\n"
+        f"        print(name, repr(open(os.path.join({str(system)!r}, name)).read()))\n"
+        "    except OSError as err:\n"
+        "        print(name, type(err).__name__)\n"
+    )
+    limits = SandboxLimits(gpu=True, unprivileged=False, timeout_s=60)
+    runner = shared_pool(True).run if warm else run_sandboxed
+    result = runner([PY, "-m", "read_system"], cwd=run, limits=limits, env={"TRITON_INTERPRET": "1"})
+    seen = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert seen == {"shadow": "''", "private/key": "PermissionError", "public": "'for everyone'"}, result.tail()
+    assert result.confinement["root_only_hidden"] == 2
+
+
 @pytest.mark.skipif(landlock_abi() < 2, reason="renames between folders are a Landlock ABI 2 right (REFER)")
 def test_a_cold_confined_run_may_move_files_between_its_own_folders(tmp_path):
     # Triton's cache writes each kernel into tmp.pid_*/ and moves it up: on the H200 a confined cold run failed with

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import site
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -236,3 +237,37 @@ def _import_path(env: Mapping[str, str]) -> list[str]:
         elif path != Path.cwd().resolve():
             rules.append(str(path))
     return rules
+
+
+# Where a system keeps files for root's eyes only (/etc/shadow, ssh host keys, TLS private keys). Landlock lets every
+# confined run read /etc; a run that keeps root (GPU runs, which share the judge's uid) owns those files too, and an
+# outside attacker read /etc/shadow that way. Such a run gets them masked in its mount namespace (reaper._hide).
+HIDDEN_ROOTS = ("/etc",)
+
+
+@functools.cache
+def root_only_paths(roots: tuple[str, ...]) -> tuple[str, ...]:
+    """Files other users may not read and folders they may not list, below roots (not following links): for a run
+    that keeps root, these are masked (an empty file or folder in their place)."""
+    found: list[str] = []
+    for root in roots:
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            for name in list(dirs):
+                path = os.path.join(folder, name)
+                mode = _lstat_mode(path)
+                if mode is not None and stat.S_ISDIR(mode) and mode & 0o005 != 0o005:
+                    found.append(path)
+                    dirs.remove(name)  # masked whole
+            for name in files:
+                path = os.path.join(folder, name)
+                mode = _lstat_mode(path)
+                if mode is not None and stat.S_ISREG(mode) and not mode & 0o004:
+                    found.append(path)
+    return tuple(found)
+
+
+def _lstat_mode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return None

@@ -71,11 +71,13 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
     uid = getattr(limits, "run_as_uid", None)
     if uid is not None and getattr(limits, "reveal", None):
         _reveal(limits.reveal)  # while still root, before the rules' paths are opened
+    hidden = _hide(limits.hidden) if uid is None and getattr(limits, "hidden", None) else None
     facts: dict = {
         "filesystem_confined": False,
         "landlock_abi": landlock_abi(),
         "scopes": [],
         "ipc_isolated": ipc_isolated,
+        **({"root_only_hidden": hidden} if hidden is not None else {}),
     }
     if limits.confine_filesystem:
         confined, scopes = confine_filesystem(limits.readable_paths, limits.writable_paths)
@@ -304,6 +306,28 @@ def _reveal(plan: list) -> None:
         finally:
             for _, fd in fds:
                 os.close(fd)
+
+
+def _hide(paths: tuple[str, ...]) -> int | str:
+    """Mask each path (a file other users may not read, or a folder they may not list) in a mount namespace of this
+    run's own: an empty file (/dev/null) or an empty folder in its place. For a run that keeps root, which owns them
+    (filesystem.root_only_paths). Returns how many were masked, or why none could be (recorded, never assumed)."""
+    try:
+        _unshare(_CLONE_NEWNS)
+        _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing we mount here reaches the host
+    except OSError as err:
+        return f"not masked: {err}"
+    masked = 0
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                _mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=000,size=4k")
+            else:
+                _mount("/dev/null", path, None, _MS_BIND)
+            masked += 1
+        except OSError:
+            continue  # gone since it was listed, or not a mount point we may use: counted as not masked
+    return masked
 
 
 def _make_mountpoint(path: str, is_dir: bool) -> None:

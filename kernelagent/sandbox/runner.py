@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from kernelagent.sandbox import filesystem
 from kernelagent.sandbox.filesystem import confinement_rules, libcuda_folder, program_loader
 from kernelagent.sandbox.identity import reveal_plan, run_identity
 from kernelagent.sandbox.reaper import apply_limits_in_child, cpu_seconds_for, memory_note
@@ -118,6 +119,7 @@ class SandboxLimits:
     unprivileged: bool | None = None
     run_as_uid: int | None = None
     reveal: tuple = ()  # (closed folder, (needed paths below it)): identity.reveal_plan, filled in per run
+    hidden: tuple = ()  # root-only files masked for a confined run that keeps root (filesystem.root_only_paths)
     # RLIMIT_NPROC for that uid (processes and threads); None -> max(256, 4 x usable cores). Only with run_as_uid:
     # root is exempt from it.
     max_tasks: int | None = None
@@ -258,11 +260,21 @@ def prepared_run(limits: SandboxLimits, cwd: Path, child_env: dict[str, str]) ->
     unprivileged = not gpu if limits.unprivileged is None else limits.unprivileged
     if not unprivileged:
         why = "a GPU run keeps the judge's uid (legacy CUDA IPC fails between uids)" if gpu else "switched off"
-        yield limits, f"not dropped: {why} (SandboxLimits.unprivileged)"
+        yield _hiding_root_only(limits), f"not dropped: {why} (SandboxLimits.unprivileged)"
         return
     with run_identity(cwd) as (uid, note):
-        reveal = reveal_plan((*limits.readable_paths, *limits.writable_paths), cwd) if uid is not None else ()
+        if uid is None:
+            yield _hiding_root_only(limits), note
+            return
+        reveal = reveal_plan((*limits.readable_paths, *limits.writable_paths), cwd)
         yield replace(limits, run_as_uid=uid, reveal=reveal), note
+
+
+def _hiding_root_only(limits: SandboxLimits) -> SandboxLimits:
+    """limits for a confined run that keeps our uid: if that is root, what only root may read is masked for it."""
+    if os.geteuid() != 0:
+        return limits
+    return replace(limits, hidden=filesystem.root_only_paths(filesystem.HIDDEN_ROOTS))
 
 
 @contextlib.contextmanager
