@@ -44,6 +44,24 @@ def _fenced(code: str) -> dict:
     return {"text": f"This should be faster.\n\n```python\n{code}```\n"}
 
 
+def _run_from_benchmark(ctx, store, seed_path, timed, reference, candidates, *, optimise_rounds, patience) -> dict:  # noqa: ANN001, PLR0913
+    """The graph resumed from where the benchmark node leaves a run whose one seed passed and was timed."""
+    state = {
+        "spec_path": str(PROBLEM), "run_id": store.root.name, "run_dir": str(store.root), "device": "cuda",
+        "problem": load_problem(PROBLEM).to_dict(), "rounds_budget": 1, "harness": timed, "seeds": [],
+        "perf_budget": {"optimise_rounds": optimise_rounds, "patience": patience, "target_roofline": 0.99},
+        "seed_results": [{"seed": 0, "passed": True, "rounds": 1, "outcome": "passed", "history": [],
+                          "candidate_path": str(seed_path), "verdict": {"passed": True, "failure_class": None,
+                                                                        "reason": "matches"}}],
+        "timing": {"reference": reference, "ceilings": LIMITS, "candidates": candidates,
+                   "incumbent": "seed0/round0"},
+    }
+    graph = build_graph(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": store.root.name}}
+    graph.update_state(config, state, as_node="benchmark")  # the run as the benchmark node left it
+    return graph.invoke(None, config, context=ctx)
+
+
 def test_optimise_refuses_identical_modules_before_verifying_or_timing(scripted_llm, context_for, harnesses,
                                                                       tmp_path):
     """As on linear+GELU, where a module equal to the seed but for blank lines was kept as a 4% gain. Here the seed
@@ -58,20 +76,7 @@ def test_optimise_refuses_identical_modules_before_verifying_or_timing(scripted_
     seed_path = store.write_text("seeds/seed0/round0.py", SEED)
     candidates = measure_all(store, [("seed0/round0", str(seed_path))], timed, reference, LIMITS)
     assert candidates[0]["clock"] == "host" and "interval" in candidates[0]
-    state = {
-        "spec_path": str(PROBLEM), "run_id": "acceptance", "run_dir": str(store.root), "device": "cuda",
-        "problem": load_problem(PROBLEM).to_dict(), "rounds_budget": 1, "harness": timed, "seeds": [],
-        "perf_budget": {"optimise_rounds": 2, "patience": 2, "target_roofline": 0.99},
-        "seed_results": [{"seed": 0, "passed": True, "rounds": 1, "outcome": "passed", "history": [],
-                          "candidate_path": str(seed_path), "verdict": {"passed": True, "failure_class": None,
-                                                                        "reason": "matches"}}],
-        "timing": {"reference": reference, "ceilings": LIMITS, "candidates": candidates,
-                   "incumbent": "seed0/round0"},
-    }
-    graph = build_graph(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "acceptance"}}
-    graph.update_state(config, state, as_node="benchmark")  # the run as the benchmark node left it
-    final = graph.invoke(None, config, context=ctx)
+    final = _run_from_benchmark(ctx, store, seed_path, timed, reference, candidates, optimise_rounds=2, patience=2)
 
     history = final["optimise_history"]
     assert server.count(task="optimise") == 2 and len(history) == 2
@@ -97,20 +102,7 @@ def test_a_single_finalist_timed_with_its_cross_checks_is_not_timed_again(script
     seed_path = store.write_text("seeds/seed0/round0.py", SEED)
     candidates = measure_all(store, [("seed0/round0", str(seed_path))], timed, reference, LIMITS, crosscheck=True)
     assert "cudagraph_ms" in candidates[0] or "cudagraph_error" in candidates[0], candidates[0]
-    state = {
-        "spec_path": str(PROBLEM), "run_id": "single", "run_dir": str(store.root), "device": "cuda",
-        "problem": load_problem(PROBLEM).to_dict(), "rounds_budget": 1, "harness": timed, "seeds": [],
-        "perf_budget": {"optimise_rounds": 0, "patience": 1, "target_roofline": 0.99},
-        "seed_results": [{"seed": 0, "passed": True, "rounds": 1, "outcome": "passed", "history": [],
-                          "candidate_path": str(seed_path), "verdict": {"passed": True, "failure_class": None,
-                                                                        "reason": "matches"}}],
-        "timing": {"reference": reference, "ceilings": LIMITS, "candidates": candidates,
-                   "incumbent": "seed0/round0"},
-    }
-    graph = build_graph(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "single"}}
-    graph.update_state(config, state, as_node="benchmark")
-    graph.invoke(None, config, context=ctx)
+    _run_from_benchmark(ctx, store, seed_path, timed, reference, candidates, optimise_rounds=0, patience=1)
     timings = json.loads(store.path("result.json").read_text())["timings"]
     assert [row["label"] for row in timings["finals"]] == ["seed0/round0"]
     assert timings["finals_rule"].startswith("one finalist")
