@@ -108,8 +108,7 @@ def apply_limits_in_child(limits: SandboxLimits) -> dict:
     if limits.confine_filesystem:
         gpu, memfds = bool(limits.gpu), bool(getattr(limits, "lends_memory", False))
         facts["seccomp"] = _install_seccomp(gpu=gpu, memfds=memfds)
-        cpu_only = [call for call in CPU_ONLY_REFUSED_CALLS if not (memfds and call == "memfd_create")]
-        facts["refused_calls"] = [*REFUSED_CALLS, *([] if gpu else cpu_only)]
+        facts["refused_calls"] = [*REFUSED_CALLS, *([] if gpu else ["socket(AF_UNIX)", *_cpu_only_refused(memfds)])]
     facts["uid"] = os.getuid()
     facts["capabilities"] = _effective_capabilities()
     return facts
@@ -170,7 +169,11 @@ REFUSED_CALLS = [*_REFUSED, "prlimit64 on another process", "chmod with setuid/s
 # round 3 attacker wrote 9.5 GiB into memfds and passed); the candidate's tensors are the judge's memfds, lent to it.
 # (Test mode's test process lends tensors itself and keeps memfd_create: SandboxLimits.lends_memory.)
 _CPU_ONLY_REFUSED = ("memfd_create", "shmget")
-CPU_ONLY_REFUSED_CALLS = ["socket(AF_UNIX)", *_CPU_ONLY_REFUSED]
+
+
+def _cpu_only_refused(memfds: bool) -> list[str]:
+    """The calls refused on CPU runs only (socket(AF_UNIX) aside): memfd_create stays for a run that lends memory."""
+    return [name for name in _CPU_ONLY_REFUSED if not (memfds and name == "memfd_create")]
 _X32_BIT = 0x40000000
 _AF_UNIX = 1
 _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
@@ -193,8 +196,7 @@ def seccomp_program(*, gpu: bool, memfds: bool = False) -> list[tuple[int, int, 
         # Each rule below ends the filter for its call (the argument replaces the number in the accumulator).
         rules = [(name, offset, op, k, refuse) for name, offset, op, k, refuse in _ARGUMENT_RULES if name in numbers]
         if not gpu:
-            code += [(_BPF_JEQ, "deny", 0, numbers[name]) for name in _CPU_ONLY_REFUSED
-                     if not (memfds and name == "memfd_create")]
+            code += [(_BPF_JEQ, "deny", 0, numbers[name]) for name in _cpu_only_refused(memfds)]
             rules.append(("socket", _SECCOMP_DATA_ARG0, "JEQ", _AF_UNIX, True))
         for i, (name, offset, op, k, refuse) in enumerate(rules):
             after = f"{arch} rule {i}"
