@@ -811,15 +811,6 @@ def _task_count(pid: int) -> int:
         return 0  # ended meanwhile
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Resident anonymous + shared-memory bytes of every live process below root.
-
-    File-backed pages (torch's and CUDA's libraries, mapped files) are left out: the kernel can drop them, and
-    counting them would charge each process of the tree again for the same libraries.
-    """
-    return sum(_rss_bytes(pid) for pid in _descendants(root))
-
-
 def _descendants(root: int) -> list[int]:
     if _HAS_CHILDREN_FILES:
         found, stack = [], [root]
@@ -848,6 +839,9 @@ def _children_of(pid: int) -> list[int]:
 
 
 def _rss_bytes(pid: int) -> int:
+    """Resident anonymous + shared-memory bytes of pid. File-backed pages (torch's and CUDA's libraries, mapped
+    files) are left out: the kernel can drop them, and counting them would charge each process of the tree again for
+    the same libraries."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             lines = f.read().splitlines()

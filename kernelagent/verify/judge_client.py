@@ -28,7 +28,12 @@ _OUTCOME_GRACE_S = 60.0  # after the candidate is dead, the judge finishes the c
 
 
 class JudgeError(RuntimeError):
-    """The judge process died or stopped answering: our failure, never the candidate's."""
+    """The judge failed: it reported an error of its own, or (JudgeGone) its process ended or stopped answering."""
+
+
+class JudgeGone(JudgeError):
+    """The judge process ended or stopped answering during a session (verifier: once may be ours, twice the
+    candidate's doing, where it can reach the judge)."""
 
 
 class Judge:
@@ -103,7 +108,7 @@ class Judge:
             try:
                 return future.result(timeout=_OUTCOME_GRACE_S), result
             except TimeoutError as err:
-                raise JudgeError("the judge did not answer for a finished candidate") from err
+                raise JudgeGone("the judge did not answer for a finished candidate") from err
         finally:
             self._pending.pop(sid, None)
 
@@ -112,7 +117,7 @@ class Judge:
             with self._send_lock:
                 wire.send(self._control, message, fds or [])
         except (OSError, wire.WireError) as err:
-            raise JudgeError(f"the judge process is gone: {err}") from err
+            raise JudgeGone(f"the judge process is gone: {err}") from err
 
     def _read_outcomes(self) -> None:
         while True:
@@ -127,7 +132,7 @@ class Judge:
                 future.set_result(message.get("outcome", {}))
         for future in list(self._pending.values()):
             if not future.done():
-                future.set_exception(JudgeError("the judge process ended during a session"))
+                future.set_exception(JudgeGone("the judge process ended during a session"))
 
     def close(self) -> None:
         # shutdown, not only close: our reader thread is blocked in recv on this socket, and a close alone would

@@ -29,7 +29,7 @@ from kernelagent.sandbox import (
 )
 from kernelagent.sandbox.slots import device_failed, device_worked, gpu_facts
 from kernelagent.verify import verdict as V
-from kernelagent.verify.judge_client import Judge, JudgeError, forget, judge_for
+from kernelagent.verify.judge_client import Judge, JudgeError, JudgeGone, forget, judge_for
 from kernelagent.verify.judge_client import release as release_judges
 from kernelagent.verify.policy import check_policy
 
@@ -280,7 +280,7 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
                 break
             except JudgeError as err:
                 forget(judge)
-                if judge_ended(str(err)):
+                if isinstance(err, JudgeGone):
                     # A judge that ends while a candidate runs was most likely ended by it (on the GPU, where the
                     # candidate keeps the judge's uid, a signal reaches it): once may be ours, twice fails the
                     # candidate. Never a device failure: a candidate must not retire the host's GPUs.
@@ -305,13 +305,7 @@ def _run_judged(code: str, harness: dict, workdir: Path, timeout_s: float, optio
     return verdict
 
 
-_JUDGE_ENDED = ("the judge process ended", "the judge process is gone", "the judge did not answer")
 _DEVICE_TROUBLE = re.compile(r"CUDA|cuda|cuInit|Accelerator|OutOfMemory|out of memory|device-side|ECC|Xid|NCCL")
-
-
-def judge_ended(error: str) -> bool:
-    """Whether a judge error says the judge process itself ended (or hung), not that it reported a failure."""
-    return any(phrase in error for phrase in _JUDGE_ENDED)
 
 
 def device_trouble(error: str) -> bool:
